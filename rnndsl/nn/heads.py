@@ -1,0 +1,63 @@
+"""Output heads and losses: softmax (acceptor or transducer) with cross entropy or hinge.
+
+Acceptor: p(label = k | w_{1:n}) = softmax(MLP(RNN(x_{1:n})))_[k], loss on the final vector.
+Transducer: a local loss L_local(t^_i, t_i) at every position, reduced by sum or mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autodiff import functional as F
+from ..autodiff.tensor import Tensor
+from .layers import Init, Linear
+from .module import Module, SeqValue, VecValue
+
+
+def reduce_loss(per_item: Tensor, valid: Any, reduction: str, weights: Any = None) -> Tensor:
+    """sum | mean (over valid items) | weighted (mean weighted by ``weights``) of a loss array."""
+    if weights is not None:
+        w = Tensor(weights)
+        return (per_item * w).sum() / float(max(float(weights.sum()), 1e-12))
+    if reduction == "sum":
+        return per_item.sum()
+    n = float(valid.sum()) if valid is not None else float(per_item.data.size)
+    return per_item.sum() / max(n, 1.0)
+
+
+class SoftmaxHead(Module):
+    """Scores s = y W + b over n classes; cross entropy (xent) or multiclass hinge loss."""
+
+    def __init__(self, name: str, d_in: int, n: int, init: Init, loss: str = "xent",
+                 margin: float = 1.0):
+        super().__init__(name)
+        self.proj = self.add_child("proj", Linear(f"{name}.proj", d_in, n, init))
+        self.loss_kind = loss
+        self.margin = margin
+        self.n = n
+
+    def scores(self, value: Any) -> Tensor:
+        return self.proj.apply(value.data)
+
+    def loss(self, scores: Tensor, targets: Any, valid: Any, reduction: str = "mean",
+             weights: Any = None) -> Tensor:
+        """targets (T, B) or (B,) backend int; valid bool of the same shape or None."""
+        if self.loss_kind == "hinge":
+            per = F.multiclass_hinge(scores, targets, self.margin)
+            if valid is not None:
+                per = per * Tensor(valid.astype(scores.dtype))
+        else:
+            per = F.softmax_cross_entropy(scores, targets, valid)
+        return reduce_loss(per, valid, reduction, weights)
+
+    def predict(self, scores: Tensor) -> Any:
+        return scores.data.argmax(axis=-1)
+
+    def probabilities(self, scores: Tensor) -> Any:
+        return F.softmax(scores.detach(), axis=-1).data
+
+
+def head_input(value: Any) -> Any:
+    if isinstance(value, (SeqValue, VecValue)):
+        return value
+    raise TypeError(f"a head needs a sequence or a vector, got {type(value).__name__}")

@@ -1,0 +1,163 @@
+"""Parameters, modules, and the values that flow between layers (sequences, nested sequences).
+
+Inside the network every sequence is time-major: data (T, B, d) with per-sequence lengths, so
+one time step is a contiguous (B, d) slice. The public API is batch-first; network.py converts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..autodiff import backend as Bk
+from ..autodiff.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf tensor the optimizer updates; ``.value`` is its array, ``.frozen`` skips updates."""
+
+    __slots__ = ("frozen",)
+
+    def __init__(self, data: Any, name: str | None = None):
+        super().__init__(data, requires_grad=True, name=name)
+        self.frozen = False
+
+    @property
+    def value(self) -> Any:
+        return self.data
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        if tuple(v.shape) != tuple(self.data.shape):
+            raise ValueError(f"{self.name}: shape {tuple(v.shape)} != {tuple(self.data.shape)}")
+        self.data = Bk.namespace_of(self.data).asarray(v, dtype=self.data.dtype)
+
+
+class Module:
+    """Something with named parameters and sub-modules (no global registry, no hooks)."""
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self.params: dict[str, Parameter] = {}
+        self.children: dict[str, Module] = {}
+
+    def add_param(self, key: str, value: Any) -> Parameter:
+        p = Parameter(value, name=f"{self.name}.{key}" if self.name else key)
+        self.params[key] = p
+        return p
+
+    def add_child(self, key: str, module: Module) -> Module:
+        self.children[key] = module
+        return module
+
+    def named_parameters(self, prefix: str = "") -> dict[str, Parameter]:
+        out: dict[str, Parameter] = {}
+        for k, p in self.params.items():
+            out[f"{prefix}{k}"] = p
+        for k, m in self.children.items():
+            out.update(m.named_parameters(f"{prefix}{k}."))
+        return out
+
+    def parameter_count(self) -> int:
+        return sum(int(p.data.size) for p in self.named_parameters().values())
+
+
+@dataclass
+class RunContext:
+    """Per-call settings: training mode (dropout on), the dropout generator, probes."""
+
+    train: bool = False
+    rng: Any = None
+    reference: bool = False  # primitive-op cells instead of fused steps (checks, op-level pictures)
+    record_states: bool = False  # retain dL/ds_t for every recurrent state (the gradient probe)
+    states: dict[str, list] = field(default_factory=dict)  # layer -> per-step carries
+    init_states: dict[str, tuple] = field(default_factory=dict)  # layer -> initial carry
+    final_states: dict[str, tuple] = field(default_factory=dict)  # layer -> final carry
+    attention: dict[str, Any] = field(default_factory=dict)  # pooling layer -> weights (B, T)
+
+
+class SeqInfo:
+    """Lengths of a batch of sequences and the index arrays every layer shares.
+
+    mask (T, B, 1) bool; rev (T, B) int reverses each sequence within its own length.
+    """
+
+    def __init__(self, lengths: Any, T: int, xp: Any):
+        lengths = Bk.host.asarray(lengths, dtype=Bk.host.int64).reshape(-1)
+        if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+            raise ValueError(f"lengths must be between 1 and {T}, got {lengths.tolist()}")
+        self.lengths = lengths
+        self.T = T
+        self.B = int(lengths.size)
+        self.xp = xp
+        t = Bk.host.arange(T)[:, None]
+        mask = t < lengths[None, :]
+        rev = Bk.host.where(mask, lengths[None, :] - 1 - t, t)
+        self.mask_host = mask
+        self.mask = xp.asarray(mask[:, :, None])
+        self.rev = xp.asarray(rev)
+        self.min_len = int(lengths.min()) if lengths.size else 0
+        self._step_masks: dict[int, Any] = {}
+
+    def step_mask(self, t: int) -> Any:
+        """None while every sequence runs at step t (no masking cost), else (B, 1) bool."""
+        if t < self.min_len:
+            return None
+        m = self._step_masks.get(t)
+        if m is None:
+            m = self._step_masks[t] = self.mask[t]
+        return m
+
+    def mask_as(self, dtype: Any) -> Any:
+        return self.mask.astype(dtype)
+
+
+@dataclass
+class SeqValue:
+    """A batch of sequences of vectors: data (T, B, d), time-major."""
+
+    data: Tensor
+    info: SeqInfo
+    bidirectional: bool = False  # the last layer was a bi layer: [forward half; backward half]
+
+    @property
+    def dim(self) -> int:
+        return self.data.shape[-1]
+
+
+@dataclass
+class NestedValue:
+    """Sequences within sequences (characters within words, spans within a sentence).
+
+    ``inner`` holds the N inner sequences of the whole batch as one batch (T_in, N, d);
+    inner sequence i belongs at row ``outer_index[i]`` of the flattened (T_out * B) outer grid.
+    """
+
+    inner: SeqValue
+    outer_index: Any  # (N,) backend int
+    outer: SeqInfo
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+
+@dataclass
+class VecValue:
+    """One vector per sequence: data (B, d)."""
+
+    data: Tensor
+
+    @property
+    def dim(self) -> int:
+        return self.data.shape[-1]
+
+
+@dataclass
+class TokenValue:
+    """Token ids of a batch, time-major: ids (T, B); nested ones (chars) carry their outer grid."""
+
+    ids: Any
+    info: SeqInfo
+    outer_index: Any = None  # (N,) for nested tokens: inner sequence i sits at outer row i
+    outer: SeqInfo | None = None

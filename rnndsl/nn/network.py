@@ -1,0 +1,330 @@
+"""Network: the IR graph of a model built into layers, run on batches, and PyTorch interop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import networkx as nx
+
+from ..autodiff import backend as Bk
+from ..autodiff import functional as F
+from ..autodiff.ops import apply
+from ..autodiff.tensor import Tensor, scope
+from ..errors import ShapeError, TorchStateError
+from .cells import Cell, inverse_order, permute_blocks
+from .heads import SoftmaxHead
+from .layers import (
+    MLP,
+    Embedding,
+    Init,
+    Linear,
+    Pool,
+    Recurrent,
+    concat_values,
+    map_inner,
+    split_spans,
+)
+from .module import (
+    Module,
+    NestedValue,
+    Parameter,
+    RunContext,
+    SeqInfo,
+    SeqValue,
+    TokenValue,
+    VecValue,
+)
+
+
+def ordered_nodes(graph: nx.DiGraph) -> list[str]:
+    """Topological order, ties broken by insertion order (stable names, stable pictures)."""
+    rank = {n: i for i, n in enumerate(graph.nodes)}
+    return list(nx.lexicographical_topological_sort(graph, key=lambda n: rank[n]))
+
+
+def ordered_inputs(graph: nx.DiGraph, node: str) -> list[str]:
+    preds = list(graph.predecessors(node))
+    return sorted(preds, key=lambda p: graph.edges[p, node].get("order", 0))
+
+
+def _dim(t: Any) -> int:
+    return int(getattr(t, "dim", 0) or 0)
+
+
+class Network(Module):
+    """A model built from an IR graph: one module per layer node, evaluated in graph order.
+
+    ``sizes`` maps data fields ("ewt.words", "ewt.tags", ...) to vocabulary / tag-set sizes.
+    """
+
+    def __init__(self, graph: nx.DiGraph, sizes: Mapping[str, int] | None = None, *,
+                 seed: int = 0, dtype: str = "float32", backend: str | None = None,
+                 init_scale: float | None = None, pretrained: Mapping[str, Any] | None = None,
+                 crf_constraints: Mapping[str, Any] | None = None):
+        super().__init__("")
+        self.graph = graph
+        self.sizes = dict(sizes or {})
+        self.backend = Bk.get_backend(backend)
+        self.dtype = Bk.dtype_of(dtype)
+        self.order = ordered_nodes(graph)
+        self.output = graph.graph.get("output") or self.order[-1]
+        init = Init(Bk.host_rng(seed), self.backend, self.dtype, init_scale)
+        self.modules: dict[str, Module] = {}
+        pretrained = pretrained or {}
+        crf_constraints = crf_constraints or {}
+        for n in self.order:
+            m = self._build(n, graph.nodes[n], init, pretrained, crf_constraints)
+            if m is not None:
+                self.modules[n] = self.add_child(n, m)
+
+    # --- building -------------------------------------------------------------------------------
+    def _in_dim(self, n: str) -> int:
+        ins = self.graph.nodes[n].get("in_types") or []
+        if ins:
+            return sum(_dim(t) for t in ins) if self.graph.nodes[n]["kind"] == "concat" \
+                else _dim(ins[0])
+        preds = ordered_inputs(self.graph, n)
+        return _dim(self.graph.nodes[preds[0]]["out_type"])
+
+    def _size(self, field: Any, what: str) -> int:
+        if isinstance(field, int):
+            return field
+        key = field if isinstance(field, str) else ".".join(str(f) for f in field)
+        if key not in self.sizes:
+            raise ShapeError(f"the size of {key} ({what}) is unknown: read the data first")
+        return int(self.sizes[key])
+
+    def _build(self, n: str, attrs: dict, init: Init, pretrained: Mapping[str, Any],
+               crf_constraints: Mapping[str, Any]) -> Module | None:
+        kind, p = attrs["kind"], attrs.get("params", {})
+        if kind in ("input", "concat", "dropout", "split"):
+            return None
+        d_in = self._in_dim(n)
+        if kind == "embed":
+            src = p.get("source") or p.get("field")
+            return Embedding(n, self._size(src, "vocabulary"), int(p["d"]), init,
+                             pretrained=pretrained.get(n), freeze=bool(p.get("freeze", False)),
+                             dropout=float(p.get("dropout", 0)),
+                             word_dropout=float(p.get("word_dropout", 0)))
+        if kind == "rnn":
+            cell = Cell(p["cell"], act=p.get("act", "tanh"), reset=p.get("reset", "before"))
+            return Recurrent(n, cell, d_in, int(p["d"]), bool(p.get("bidirectional", False)),
+                             init, s0=p.get("s0", "zeros"),
+                             forget_bias=float(p.get("forget_bias", 0.0)),
+                             dropout=float(p.get("dropout", 0.0)))
+        if kind == "linear":
+            return Linear(n, d_in, int(p["d"]), init)
+        if kind == "mlp":
+            sizes = p.get("sizes") or [int(p["d"])] * int(p.get("layers", 1))
+            return MLP(n, d_in, [int(s) for s in sizes], init, act=p.get("act", "tanh"),
+                       dropout=float(p.get("dropout", 0)))
+        if kind == "pool":
+            return Pool(n, p["mode"], d_in, init)
+        if kind == "softmax":
+            return SoftmaxHead(n, d_in, self._size(p["target"], "classes"), init,
+                               loss=p.get("loss", "xent"))
+        if kind == "crf":
+            from .crf import CRFHead  # noqa: PLC0415 - keeps the CRF optional at import
+
+            return CRFHead(n, d_in, self._size(p["target"], "tags"), init,
+                           constraints=crf_constraints.get(n))
+        raise ShapeError(f"layer kind {kind!r} cannot be built")
+
+    # --- running --------------------------------------------------------------------------------
+    def run(self, inputs: Mapping[str, Any], ctx: RunContext, upto: str | None = None) -> dict:
+        """Evaluate every node; ``inputs`` maps input node names (or their field) to values."""
+        values: dict[str, Any] = {}
+        for n in self.order:
+            attrs = self.graph.nodes[n]
+            kind, p = attrs["kind"], attrs.get("params", {})
+            ins = [values[i] for i in ordered_inputs(self.graph, n)]
+            with scope(n):
+                values[n] = self._run_node(n, kind, p, ins, inputs, ctx)
+            if n == upto:
+                break
+        return values
+
+    def _run_node(self, n: str, kind: str, p: dict, ins: list, inputs: Mapping[str, Any],
+                  ctx: RunContext) -> Any:
+        m = self.modules.get(n)
+        if kind == "input":
+            if n in inputs:
+                return inputs[n]
+            key = f"{p.get('dataset')}.{p.get('field')}"
+            if key in inputs:
+                return inputs[key]
+            raise ShapeError(f"no input given for {n} ({key})")
+        x = ins[0] if ins else None
+        if kind == "embed":
+            if x.outer is None:
+                return SeqValue(m.lookup(x.ids, ctx), x.info)
+            inner = SeqValue(m.lookup(x.ids, ctx), x.info)
+            return NestedValue(inner, x.outer_index, x.outer)
+        if kind == "rnn":
+            return map_inner(x, lambda v: m.forward(v, ctx))
+        if kind == "dropout":
+            rate = float(p.get("p", p.get("rate", 0.0)))
+            if not ctx.train or rate <= 0:
+                return x
+            return _map_data(x, lambda t: F.dropout(t, rate, ctx.rng))
+        if kind == "concat":
+            return concat_values(ins)
+        if kind == "pool":
+            return m.forward(x, ctx)
+        if kind == "linear":
+            return _map_data(x, m.apply, keep_bi=False)
+        if kind == "mlp":
+            return _map_data(x, lambda t: m.apply(t, ctx), keep_bi=False)
+        if kind == "split":
+            spans = inputs.get("__spans__")
+            if spans is None:
+                raise ShapeError("this model splits sentences into spans; the batch has none")
+            return split_spans(x, *spans)
+        if kind in ("softmax", "crf"):
+            return x  # the head's scores are computed by loss()/predict()
+        raise ShapeError(f"layer kind {kind!r} cannot run")
+
+    @property
+    def head(self) -> Module | None:
+        return self.modules.get(self.output)
+
+    # --- the public array API -------------------------------------------------------------------
+    def __call__(self, x: Any, lengths: Any = None) -> Tensor:
+        """x (B, T, D) batch-first -> (B, T, D_out) for a sequence, (B, D_out) for a vector.
+
+        Padded positions (t >= lengths[b]) of a sequence output are zero. A pipeline that ends
+        in a head returns the head's scores (logits / emissions).
+        """
+        x = x if isinstance(x, Tensor) else Tensor(self.backend.asarray(x))
+        if x.ndim != 3:
+            raise ShapeError(f"input must be (batch, time, features), got shape {x.shape}")
+        Bn, T, D = x.shape
+        ins = [n for n in self.order if self.graph.nodes[n]["kind"] == "input"]
+        want = _dim(self.graph.nodes[ins[0]].get("out_type"))
+        if want and D != want:
+            raise ShapeError(f"input has {D} features per step, the network expects {want}")
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        lengths = Bk.host.full(Bn, T) if lengths is None else Bk.host.asarray(lengths)
+        info = SeqInfo(lengths, T, self.backend.xp)
+        seq = SeqValue(x.transpose(1, 0, 2), info)
+        return self.forward_value(seq, RunContext(train=False))
+
+    def forward_value(self, seq: SeqValue, ctx: RunContext) -> Tensor:
+        ins = [n for n in self.order if self.graph.nodes[n]["kind"] == "input"]
+        values = self.run({ins[0]: seq}, ctx)
+        out = values[self.output]
+        head = self.head
+        if isinstance(head, SoftmaxHead):
+            out = type(out)(head.scores(out), *_rest(out))
+        elif head is not None and type(head).__name__ == "CRFHead":
+            out = type(out)(head.emissions(out), *_rest(out))
+        if isinstance(out, VecValue):
+            return out.data
+        return out.data.transpose(1, 0, 2)
+
+    # --- parameters and PyTorch -----------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> dict[str, Parameter]:
+        out: dict[str, Parameter] = {}
+        for n, m in self.modules.items():
+            out.update(m.named_parameters(f"{prefix}{n}."))
+        return out
+
+    def zero_grad(self) -> None:
+        for p in self.named_parameters().values():
+            p.zero_grad()
+
+    def recurrent_layers(self) -> list[Recurrent]:
+        return [m for m in self.modules.values() if isinstance(m, Recurrent)]
+
+    def torch_state(self) -> dict[str, Any]:
+        """Weights in nn.RNN / nn.LSTM / nn.GRU names and layouts (host arrays).
+
+        Recurrent layers are numbered l0, l1, ... in graph order; ``_reverse`` marks the
+        backward direction: weight_ih_l{k} (G*H, D_in), weight_hh_l{k} (G*H, H), bias_ih_l{k},
+        bias_hh_l{k} with PyTorch's gate order.
+        """
+        state: dict[str, Any] = {}
+        for k, layer in enumerate(self.recurrent_layers()):
+            layer.cell.check_torch_compatible()
+            inv = inverse_order(layer.cell.torch_block_order())
+            G = layer.cell.gates * layer.d
+            for dd in range(layer.D):
+                sfx = f"_l{k}" + ("_reverse" if dd else "")
+                w_ih = Bk.to_host(layer.W_ih.data[:, dd * G:(dd + 1) * G])
+                state["weight_ih" + sfx] = permute_blocks(w_ih, inv, axis=1).T.copy()
+                w_hh = Bk.to_host(layer.W_hh.data[dd])
+                state["weight_hh" + sfx] = permute_blocks(w_hh, inv, axis=1).T.copy()
+                b_ih = Bk.to_host(layer.b_ih.data[dd * G:(dd + 1) * G])
+                state["bias_ih" + sfx] = permute_blocks(b_ih, inv, axis=0).copy()
+                b_hh = Bk.to_host(layer.b_hh.data[dd, 0])
+                state["bias_hh" + sfx] = permute_blocks(b_hh, inv, axis=0).copy()
+        return state
+
+    def load_torch_state(self, state: Mapping[str, Any] | str | os.PathLike) -> None:
+        """Load nn.RNN / nn.LSTM / nn.GRU weights (a dict of arrays or tensors, or an .npz path)."""
+        if isinstance(state, (str, os.PathLike)):
+            with Bk.host.load(os.fspath(state), allow_pickle=False) as z:
+                state = {k: z[k] for k in z.files}
+        state = {k: _host_array(v) for k, v in state.items()}
+        expected = self.torch_state()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(missing))
+            if unexpected:
+                parts.append("unexpected " + ", ".join(unexpected))
+            raise TorchStateError(
+                "the PyTorch state does not match this network: " + "; ".join(parts),
+                hint="the network's names are: " + ", ".join(sorted(expected)),
+            )
+        for name, arr in state.items():
+            if tuple(arr.shape) != tuple(expected[name].shape):
+                raise TorchStateError(
+                    f"{name} has shape {tuple(arr.shape)}, this network needs "
+                    f"{tuple(expected[name].shape)}"
+                )
+        for k, layer in enumerate(self.recurrent_layers()):
+            order = layer.cell.torch_block_order()
+            G = layer.cell.gates * layer.d
+            xp = self.backend.xp
+            for dd in range(layer.D):
+                sfx = f"_l{k}" + ("_reverse" if dd else "")
+
+                def put(a: Any, axis: int) -> Any:
+                    return xp.asarray(permute_blocks(a, order, axis=axis), dtype=self.dtype)
+
+                layer.W_ih.data[:, dd * G:(dd + 1) * G] = put(state["weight_ih" + sfx].T, 1)
+                layer.W_hh.data[dd] = put(state["weight_hh" + sfx].T, 1)
+                layer.b_ih.data[dd * G:(dd + 1) * G] = put(state["bias_ih" + sfx], 0)
+                layer.b_hh.data[dd, 0] = put(state["bias_hh" + sfx], 0)
+
+
+def _rest(value: Any) -> tuple:
+    if isinstance(value, SeqValue):
+        return (value.info, value.bidirectional)
+    return ()
+
+
+def _map_data(value: Any, fn, keep_bi: bool = True) -> Any:
+    """Apply ``fn`` to the arrays of a value; a layer that mixes features ends a bi layout."""
+    if isinstance(value, NestedValue):
+        return NestedValue(_map_data(value.inner, fn, keep_bi), value.outer_index, value.outer)
+    if isinstance(value, SeqValue):
+        return SeqValue(fn(value.data), value.info, value.bidirectional and keep_bi)
+    if isinstance(value, VecValue):
+        return VecValue(fn(value.data))
+    raise TypeError(f"cannot map over {type(value).__name__}")
+
+
+def _host_array(v: Any) -> Any:
+    if hasattr(v, "detach"):  # a torch tensor, without importing torch
+        v = v.detach().cpu().numpy()
+    return Bk.to_host(v) if Bk.is_array(v) else Bk.host.asarray(v)
+
+
+__all__ = ["Network", "TokenValue", "apply"]
