@@ -1,8 +1,16 @@
-"""rnndsl: declare, train and draw recurrent neural networks for NLP."""
+"""rnndsl: declare, train and draw recurrent neural networks for NLP.
 
+    import rnndsl
+    net = rnndsl.compile("bilstm(d=16) |> stack(2)", input_dim=8, seed=0)
+    y = net(x, lengths=[5, 3])          # x (B, T, 8) -> y (B, T, 32)
+"""
+
+from .api import check, compile, load  # noqa: A004
 from .autodiff import Tensor, no_grad
-from .errors import RnnError, SpecError
+from .errors import Diagnostic, RnnError, SpecError
+from .nn.network import Network
 
 __version__ = "0.1.0"
 
-__all__ = ["RnnError", "SpecError", "Tensor", "__version__", "no_grad"]
+__all__ = ["Diagnostic", "Network", "RnnError", "SpecError", "Tensor", "__version__", "check",
+           "compile", "load", "no_grad"]

@@ -61,3 +61,42 @@ def head_input(value: Any) -> Any:
     if isinstance(value, (SeqValue, VecValue)):
         return value
     raise TypeError(f"a head needs a sequence or a vector, got {type(value).__name__}")
+
+
+class CRFHead(Module):
+    """BiLSTM-CRF output (Huang et al. 2015): emissions from a linear layer, then a linear-chain
+    CRF with transition scores; trained by the forward algorithm, decoded by Viterbi.
+
+    score(x, s) = sum_i trans[s_{i-1}, s_i] + emit_i[s_i] (+ start and end transitions).
+    """
+
+    def __init__(self, name: str, d_in: int, n: int, init: Init, tag_names: Any = None,
+                 scheme: str = "none", constraints: bool = True):
+        from .crf import CRF  # noqa: PLC0415 - the CRF module registers its ops on import
+
+        super().__init__(name)
+        self.proj = self.add_child("proj", Linear(f"{name}.proj", d_in, n, init))
+        params = {k: self.add_param(k, init.uniform(shape, 0.1))
+                  for k, shape in (("trans", (n, n)), ("start", (n,)), ("end", (n,)))}
+        use_scheme = scheme if (tag_names is not None and scheme not in ("none", "auto")) else "none"
+        self.crf = CRF(list(tag_names) if use_scheme != "none" else n, use_scheme,
+                       backend=init.backend, constrain=constraints, parameters=params)
+        self.n = n
+
+    def emissions(self, value: Any) -> Tensor:
+        return self.proj.apply(value.data)
+
+    def scores(self, value: Any) -> Tensor:
+        return self.emissions(value)
+
+    def loss(self, emissions: Tensor, targets: Any, valid: Any, reduction: str = "mean",
+             weights: Any = None) -> Tensor:
+        """emissions (T, B, K) time-major; targets and valid (T, B)."""
+        em = emissions.transpose(1, 0, 2)
+        return self.crf.nll(em, targets.T, valid.T, reduction=reduction)
+
+    def decode(self, emissions: Tensor, valid: Any) -> list[list[int]]:
+        return self.crf.decode(emissions.detach().transpose(1, 0, 2), valid.T)
+
+    def marginals(self, emissions: Tensor, valid: Any) -> Any:
+        return self.crf.marginals(emissions.detach().transpose(1, 0, 2), valid.T)

@@ -14,7 +14,7 @@ from ..autodiff.ops import apply
 from ..autodiff.tensor import Tensor, scope
 from ..errors import ShapeError, TorchStateError
 from .cells import Cell, inverse_order, permute_blocks
-from .heads import SoftmaxHead
+from .heads import CRFHead, SoftmaxHead
 from .layers import (
     MLP,
     Embedding,
@@ -62,7 +62,7 @@ class Network(Module):
     def __init__(self, graph: nx.DiGraph, sizes: Mapping[str, int] | None = None, *,
                  seed: int = 0, dtype: str = "float32", backend: str | None = None,
                  init_scale: float | None = None, pretrained: Mapping[str, Any] | None = None,
-                 crf_constraints: Mapping[str, Any] | None = None):
+                 tag_names: Mapping[str, Any] | None = None):
         super().__init__("")
         self.graph = graph
         self.sizes = dict(sizes or {})
@@ -73,9 +73,9 @@ class Network(Module):
         init = Init(Bk.host_rng(seed), self.backend, self.dtype, init_scale)
         self.modules: dict[str, Module] = {}
         pretrained = pretrained or {}
-        crf_constraints = crf_constraints or {}
+        self.tag_names = dict(tag_names or {})
         for n in self.order:
-            m = self._build(n, graph.nodes[n], init, pretrained, crf_constraints)
+            m = self._build(n, graph.nodes[n], init, pretrained)
             if m is not None:
                 self.modules[n] = self.add_child(n, m)
 
@@ -96,8 +96,8 @@ class Network(Module):
             raise ShapeError(f"the size of {key} ({what}) is unknown: read the data first")
         return int(self.sizes[key])
 
-    def _build(self, n: str, attrs: dict, init: Init, pretrained: Mapping[str, Any],
-               crf_constraints: Mapping[str, Any]) -> Module | None:
+    def _build(self, n: str, attrs: dict, init: Init,
+               pretrained: Mapping[str, Any]) -> Module | None:
         kind, p = attrs["kind"], attrs.get("params", {})
         if kind in ("input", "concat", "dropout", "split"):
             return None
@@ -126,10 +126,10 @@ class Network(Module):
             return SoftmaxHead(n, d_in, self._size(p["target"], "classes"), init,
                                loss=p.get("loss", "xent"))
         if kind == "crf":
-            from .crf import CRFHead  # noqa: PLC0415 - keeps the CRF optional at import
-
             return CRFHead(n, d_in, self._size(p["target"], "tags"), init,
-                           constraints=crf_constraints.get(n))
+                           tag_names=self.tag_names.get(_field_name(p["target"])),
+                           scheme=str(p.get("scheme", "none")),
+                           constraints=bool(p.get("constraints", True)))
         raise ShapeError(f"layer kind {kind!r} cannot be built")
 
     # --- running --------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class Network(Module):
         head = self.head
         if isinstance(head, SoftmaxHead):
             out = type(out)(head.scores(out), *_rest(out))
-        elif head is not None and type(head).__name__ == "CRFHead":
+        elif isinstance(head, CRFHead):
             out = type(out)(head.emissions(out), *_rest(out))
         if isinstance(out, VecValue):
             return out.data
@@ -239,28 +239,34 @@ class Network(Module):
     def recurrent_layers(self) -> list[Recurrent]:
         return [m for m in self.modules.values() if isinstance(m, Recurrent)]
 
-    def torch_state(self) -> dict[str, Any]:
+    def torch_state(self, grads: bool = False) -> dict[str, Any]:
         """Weights in nn.RNN / nn.LSTM / nn.GRU names and layouts (host arrays).
 
         Recurrent layers are numbered l0, l1, ... in graph order; ``_reverse`` marks the
         backward direction: weight_ih_l{k} (G*H, D_in), weight_hh_l{k} (G*H, H), bias_ih_l{k},
-        bias_hh_l{k} with PyTorch's gate order.
+        bias_hh_l{k} with PyTorch's gate order. ``grads=True`` gives the gradients instead
+        (zeros where there is none), in the same names and layouts.
         """
         state: dict[str, Any] = {}
+
+        def get(p: Parameter) -> Any:
+            if not grads:
+                return Bk.to_host(p.data)
+            return Bk.host.zeros(p.shape, p.dtype) if p.grad is None else Bk.to_host(p.grad)
+
         for k, layer in enumerate(self.recurrent_layers()):
             layer.cell.check_torch_compatible()
             inv = inverse_order(layer.cell.torch_block_order())
             G = layer.cell.gates * layer.d
+            w_ih, w_hh, b_ih, b_hh = (get(p) for p in (layer.W_ih, layer.W_hh, layer.b_ih,
+                                                      layer.b_hh))
             for dd in range(layer.D):
                 sfx = f"_l{k}" + ("_reverse" if dd else "")
-                w_ih = Bk.to_host(layer.W_ih.data[:, dd * G:(dd + 1) * G])
-                state["weight_ih" + sfx] = permute_blocks(w_ih, inv, axis=1).T.copy()
-                w_hh = Bk.to_host(layer.W_hh.data[dd])
-                state["weight_hh" + sfx] = permute_blocks(w_hh, inv, axis=1).T.copy()
-                b_ih = Bk.to_host(layer.b_ih.data[dd * G:(dd + 1) * G])
-                state["bias_ih" + sfx] = permute_blocks(b_ih, inv, axis=0).copy()
-                b_hh = Bk.to_host(layer.b_hh.data[dd, 0])
-                state["bias_hh" + sfx] = permute_blocks(b_hh, inv, axis=0).copy()
+                sl = slice(dd * G, (dd + 1) * G)
+                state["weight_ih" + sfx] = permute_blocks(w_ih[:, sl], inv, axis=1).T.copy()
+                state["weight_hh" + sfx] = permute_blocks(w_hh[dd], inv, axis=1).T.copy()
+                state["bias_ih" + sfx] = permute_blocks(b_ih[sl], inv, axis=0).copy()
+                state["bias_hh" + sfx] = permute_blocks(b_hh[dd, 0], inv, axis=0).copy()
         return state
 
     def load_torch_state(self, state: Mapping[str, Any] | str | os.PathLike) -> None:
@@ -302,6 +308,12 @@ class Network(Module):
                 layer.W_hh.data[dd] = put(state["weight_hh" + sfx].T, 1)
                 layer.b_ih.data[dd * G:(dd + 1) * G] = put(state["bias_ih" + sfx], 0)
                 layer.b_hh.data[dd, 0] = put(state["bias_hh" + sfx], 0)
+
+
+def _field_name(target: Any) -> str:
+    if isinstance(target, (list, tuple)):
+        return ".".join(str(t) for t in target)
+    return str(target)
 
 
 def _rest(value: Any) -> tuple:

@@ -1,0 +1,52 @@
+"""Shared pieces of the benchmarks: timing rounds, GEMM peak, and the W1 model in both systems."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from types import SimpleNamespace as NS
+
+import networkx as nx
+import numpy as np
+
+
+def gemm_peak_gflops(n: int = 1024, reps: int = 5, dtype=np.float32) -> float:
+    """NumPy's float32 GEMM rate on this machine (the peak the ratios are read against)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    b = a.copy()
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def summarize(xs: list[float]) -> str:
+    return f"min {min(xs):,.0f} / median {statistics.median(xs):,.0f} / max {max(xs):,.0f}"
+
+
+def tagger_graph(vocab: int, emb: int, hidden: int, layers: int, tags: int,
+                 cell: str = "lstm", bidirectional: bool = True, head: str = "softmax") -> nx.DiGraph:
+    """The IR of embed -> {bi}lstm x layers -> softmax/crf over tags, for benchmarks."""
+    g = nx.DiGraph()
+    g.add_node("words", kind="input", params={"dataset": "d", "field": "words"},
+               out_type=NS(dim=0, depth=1))
+    g.add_node("embed", kind="embed", params={"source": "d.words", "d": emb},
+               out_type=NS(dim=emb, depth=1))
+    g.add_edge("words", "embed", order=0)
+    prev, d = "embed", emb
+    for k in range(layers):
+        n = f"rnn{k}"
+        out = hidden * (2 if bidirectional else 1)
+        g.add_node(n, kind="rnn", params={"cell": cell, "d": hidden,
+                                          "bidirectional": bidirectional},
+                   in_types=[NS(dim=d, depth=1)], out_type=NS(dim=out, depth=1))
+        g.add_edge(prev, n, order=0)
+        prev, d = n, out
+    g.add_node("head", kind=head, params={"target": "d.tags"}, in_types=[NS(dim=d, depth=1)],
+               out_type=NS(dim=tags, depth=1))
+    g.add_edge(prev, "head", order=0)
+    g.graph["output"] = "head"
+    return g

@@ -1,0 +1,204 @@
+"""The command line: rnndsl run | check | eval | predict | render | gradflow | gradcheck.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad spec or bad input, 130 interrupted (Ctrl-C).
+No Python traceback for a user's mistake unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .errors import RnnError, SpecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rnndsl",
+        description="Declare, train and draw recurrent neural networks for NLP.",
+        epilog="Run `rnndsl COMMAND --help` for a command's options.",
+    )
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                   help="array backend (default: $RNNDSL_BACKEND or numpy)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="train the model a spec declares and evaluate it on dev")
+    r.add_argument("spec", nargs="?", help="the .rnn spec (not needed with --resume)")
+    r.add_argument("--out", help="run directory (default runs/<spec>-<timestamp>)")
+    r.add_argument("--epochs", type=int, help="override the spec's epochs")
+    r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("check", help="check a spec: all errors at once, or a model summary")
+    c.add_argument("spec")
+    c.add_argument("--no-data", action="store_true",
+                   help="do not read the data files (sizes shown as ?)")
+
+    e = sub.add_parser("eval", help="evaluate a trained run on a file in the spec's format")
+    e.add_argument("run_dir")
+    e.add_argument("file")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pr = sub.add_parser("predict", help="tag or classify raw text (one sentence per line)")
+    pr.add_argument("run_dir")
+    pr.add_argument("file", nargs="?", default="-", help="input file, or - for stdin")
+    pr.add_argument("--format", choices=["text", "input"], default="text",
+                    help="text: whitespace-tokenized sentences; input: the spec's reader format")
+    pr.add_argument("--confidence", action="store_true",
+                    help="add each prediction's probability (CRF: posterior marginal)")
+
+    rd = sub.add_parser("render", help="draw the model graph or the network unrolled over input")
+    rd.add_argument("spec")
+    rd.add_argument("--input", default=None, help='a sentence, e.g. "the brown fox jumped"')
+    g = rd.add_mutually_exclusive_group()
+    g.add_argument("--unrolled", action="store_true", help="unrolled over --input (default)")
+    g.add_argument("--model", action="store_true", help="the model (IR) graph")
+    rd.add_argument("--level", choices=["layer", "cell", "op"], default="layer")
+    rd.add_argument("--grad", action="store_true", help="colour states by ||dL/ds_t||")
+    rd.add_argument("--checkpoint", metavar="RUN_DIR", help="use a trained run's weights")
+    rd.add_argument("--steps", type=int, default=None, help="fold the middle of long inputs")
+    rd.add_argument("-o", "--output", required=True, help="FILE.svg|png|pdf|dot")
+
+    gf = sub.add_parser("gradflow", help="per-step gradient norms ||dL/ds_t|| as a table + plot")
+    gf.add_argument("spec")
+    gf.add_argument("--input", required=True)
+    gf.add_argument("--checkpoint", metavar="RUN_DIR")
+    gf.add_argument("-o", "--output", default="gradflow.png")
+
+    gc = sub.add_parser("gradcheck", help="finite-difference check of every op and cell")
+    gc.add_argument("--op", action="append", help="only these ops")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    backend = getattr(args, "backend_", None) or args.backend
+    if backend:
+        os.environ["RNNDSL_BACKEND"] = backend
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as e:
+        print(e.format(), file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except RnnError as e:
+        print(e.format(), file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug of ours, not the user's: say so
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"internal error: {type(e).__name__}: {e}\n"
+                  "  this is a bug in rnndsl; rerun with --debug for the traceback",
+                  file=sys.stderr)
+        return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run  # noqa: PLC0415
+    from .train.loop import Interrupted  # noqa: PLC0415
+    from .train.progress import Bars, console, metrics_table  # noqa: PLC0415
+
+    if not args.spec and not args.resume:
+        print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
+        return 2
+    out = console()
+    bars = Bars(console(stderr=True), enabled=False if args.no_progress else None)
+    try:
+        final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
+                    resume=args.resume, log=lambda s: out.print(s, markup=False),
+                    progress=bars)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
+    out.print(metrics_table("final dev metrics (best epoch)", final))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import lang  # noqa: PLC0415
+
+    diags = lang.check_file(args.spec)
+    errors = [d for d in diags if d.severity == "error"]
+    if diags:
+        print("\n".join(d.format() for d in diags), file=sys.stderr)
+    if errors:
+        n = len(errors)
+        print(f"{n} error{'s' if n != 1 else ''} in {args.spec}", file=sys.stderr)
+        return 2
+    spec = lang.load(args.spec)
+    sizes = None
+    if not args.no_data and spec.train is not None:
+        from .run import prepare  # noqa: PLC0415
+
+        try:
+            prep = prepare(spec, log=lambda s: None)
+            sizes = prep.data.sizes()
+        except RnnError as e:
+            print(f"note: sizes from the data are unknown ({e.message})", file=sys.stderr)
+    print(lang.summary_table(spec, sizes))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .run import eval_file  # noqa: PLC0415
+    from .train.progress import console, metrics_table  # noqa: PLC0415
+
+    res = eval_file(args.run_dir, args.file, log=lambda s: None)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        console().print(metrics_table(f"{args.file}", res))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict  # noqa: PLC0415
+
+    predict(args.run_dir, args.file, fmt=args.format, confidence=args.confidence)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render.cli import render_command  # noqa: PLC0415
+
+    return render_command(args)
+
+
+def cmd_gradflow(args: argparse.Namespace) -> int:
+    from .render.cli import gradflow_command  # noqa: PLC0415
+
+    return gradflow_command(args)
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .nn.selfcheck import run_gradchecks  # noqa: PLC0415
+
+    ok = run_gradchecks(args.op, print)
+    return 0 if ok else 1
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "predict": cmd_predict,
+            "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""A data declaration read, encoded and cut into batches for the network.
+
+``TaskData`` reads the train/dev files of one ``data`` statement with its reader, builds the
+vocabularies (words, characters, tags or labels), and yields ``Batch`` objects whose inputs are
+keyed like the IR's input nodes ("ewt.words", "ewt.chars") and whose targets fit the head.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from . import readers
+from .batching import bucket_batches, lm_segments, lm_stream
+from .vocab import Vocab
+
+PUNCT = set(string.punctuation) | {"--", "``", "''", "...", "-lrb-", "-rrb-", "…", "—", "–"}
+
+
+def field_key(target: Any) -> tuple[str, str]:
+    """('ewt', 'tags') from 'ewt.tags', ('ewt', 'tags') or an object with dataset/field."""
+    if isinstance(target, str):
+        ds, _, f = target.rpartition(".")
+        return ds, f
+    if isinstance(target, (tuple, list)):
+        return str(target[0]), str(target[1])
+    return str(getattr(target, "dataset")), str(getattr(target, "field"))
+
+
+@dataclass
+class Batch:
+    """One batch: inputs for Network.run, targets for the head, and which examples it holds."""
+
+    inputs: dict[str, Any]
+    targets: Any  # (T, B) per position, (B,) per sequence; backend int
+    valid: Any  # (T, B) bool for per-position targets, else None
+    lengths: np.ndarray
+    indices: list[int]
+    n_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def span_bounds(words: Sequence[str]) -> list[tuple[int, int]]:
+    """Spans that end at punctuation (the punctuation closes its span); at least one span."""
+    spans, start = [], 0
+    for i, w in enumerate(words):
+        if w in PUNCT or all(ch in string.punctuation for ch in w):
+            spans.append((start, i + 1))
+            start = i + 1
+    if start < len(words):
+        spans.append((start, len(words)))
+    return spans or [(0, len(words))]
+
+
+class TaskData:
+    """Examples of one data statement, their vocabularies, and batching."""
+
+    def __init__(self, name: str, reader: str, args: Mapping[str, Any],
+                 vocabs: Mapping[str, Vocab] | None = None, read_train: bool = True):
+        self.name = name
+        self.reader = reader
+        self.args = dict(args)
+        self.kind = {"conllu": "tagging", "conll": "tagging", "text": "lm"}.get(reader,
+                                                                               "classification")
+        self.scheme = str(self.args.get("scheme", "none")) if reader == "conll" else "none"
+        self.lowercase = bool(self.args.get("lowercase", False))
+        self.train: list[readers.Example] = []
+        self.dev: list[readers.Example] = []
+        self.warnings: list[str] = []
+        if read_train:
+            self.train = self.read_split("train")
+            if self.args.get("dev") is not None or reader == "synthetic":
+                self.dev = self.read_split("dev")
+        self.vocabs: dict[str, Vocab] = dict(vocabs) if vocabs else self.build_vocabs()
+        if self.train and self.dev and self.kind != "lm":
+            self.warnings += readers.check_labels(
+                self.train, self.dev, "tags" if self.kind == "tagging" else "label")
+
+    # --- reading --------------------------------------------------------------------------------
+    def read_split(self, split: str, path: Any = None) -> list[readers.Example]:
+        a = self.args
+        if self.reader == "synthetic":
+            return synthetic_examples(a, split)
+        src = path if path is not None else a.get(split)
+        if src is None:
+            raise DataError(f"data {self.name} has no {split} file")
+        return self.read_file(src)
+
+    def read_file(self, src: Any) -> list[readers.Example]:
+        a = self.args
+        enc = str(a.get("encoding", "utf-8"))
+        if self.reader == "conllu":
+            return readers.read_conllu(src, tags=str(a.get("tags", "upos")), encoding=enc)
+        if self.reader == "conll":
+            return readers.read_conll(src, word_column=int(a.get("word_column", 0)),
+                                      tag_column=int(a.get("tag_column", -1)), encoding=enc)
+        if self.reader == "classification":
+            return readers.read_classification(
+                src, format=str(a.get("format", "lines")),
+                label_column=str(a.get("label_column", "label")),
+                text_column=str(a.get("text_column", "sentence")), encoding=enc,
+                lowercase=self.lowercase)
+        if self.reader == "labelled_files":
+            paths = src if isinstance(src, (list, tuple)) else [src]
+            return readers.read_labelled_files(list(paths), list(a.get("labels", [])),
+                                               encoding=enc)
+        if self.reader == "text":
+            return readers.read_text(src, eos=a.get("eos", "<eos>"), encoding=enc)
+        raise DataError(f"unknown reader {self.reader!r}")
+
+    def build_vocabs(self) -> dict[str, Vocab]:
+        if not self.train:
+            raise DataError(f"data {self.name}: the training set is empty")
+        words = [ex.words for ex in self.train]
+        min_count = int(self.args.get("min_count", 1))
+        specials = ("<pad>", "<unk>")
+        v = {"words": Vocab.build(words, min_count=min_count, specials=specials,
+                                  lowercase=self.lowercase),
+             "chars": Vocab.build_chars(words, specials=specials)}
+        if self.kind == "tagging":
+            v["tags"] = Vocab.labels(ex.tags for ex in self.train)
+        elif self.kind == "classification":
+            v["labels"] = Vocab.labels(ex.label for ex in self.train)
+        return v
+
+    def sizes(self) -> dict[str, int]:
+        out = {f"{self.name}.words": len(self.vocabs["words"]),
+               f"{self.name}.chars": len(self.vocabs["chars"])}
+        if "tags" in self.vocabs:
+            out[f"{self.name}.tags"] = len(self.vocabs["tags"])
+        if "labels" in self.vocabs:
+            out[f"{self.name}.labels"] = len(self.vocabs["labels"])
+        if self.kind == "lm":
+            out[f"{self.name}.next"] = len(self.vocabs["words"])
+        return out
+
+    def label_names(self) -> list[str]:
+        key = "tags" if "tags" in self.vocabs else "labels" if "labels" in self.vocabs else "words"
+        return self.vocabs[key].tokens
+
+    # --- batching -------------------------------------------------------------------------------
+    def batches(self, examples: Sequence[readers.Example], batch_size: int, xp: Any,
+                rng: np.random.Generator | None, needs: set[str],
+                max_tokens: int | None = None) -> list[Batch]:
+        """Length-bucketed batches (shuffled with ``rng``; in order when rng is None)."""
+        groups = bucket_batches([len(ex.words) for ex in examples], batch_size, rng)
+        return [self.make_batch(examples, g, xp, needs) for g in groups]
+
+    def make_batch(self, examples: Sequence[readers.Example], idx: list[int], xp: Any,
+                   needs: set[str]) -> Batch:
+        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415 - data does not need nn
+
+        exs = [examples[i] for i in idx]
+        lengths = np.array([max(1, len(ex.words)) for ex in exs], dtype=np.int64)
+        T, B = int(lengths.max()), len(exs)
+        wv = self.vocabs["words"]
+        ids = np.zeros((T, B), dtype=np.int64)
+        for b, ex in enumerate(exs):
+            if ex.words:
+                ids[: len(ex.words), b] = wv.encode(ex.words)
+        info = SeqInfo(lengths, T, xp)
+        inputs: dict[str, Any] = {f"{self.name}.words": TokenValue(xp.asarray(ids), info)}
+        if "chars" in needs:
+            inputs[f"{self.name}.chars"] = self._chars(exs, info, xp)
+        if "spans" in needs:
+            inputs["__spans__"] = self._spans(exs, T, B, xp)
+        targets, valid = None, None
+        if self.kind == "tagging":
+            tv = self.vocabs["tags"]
+            tg = np.zeros((T, B), dtype=np.int64)
+            for b, ex in enumerate(exs):
+                if ex.tags:
+                    tg[: len(ex.tags), b] = [tv.index(t) if t in tv else -1 for t in ex.tags]
+            valid_h = info.mask_host & (tg >= 0)
+            targets, valid = xp.asarray(np.maximum(tg, 0)), xp.asarray(valid_h)
+        elif self.kind == "classification":
+            lv = self.vocabs["labels"]
+            lab = np.array([lv.index(ex.label) if ex.label in lv else -1 for ex in exs])
+            targets = xp.asarray(np.maximum(lab, 0))
+            valid = xp.asarray(lab >= 0) if (lab < 0).any() else None
+        return Batch(inputs, targets, valid, lengths, list(idx), int(lengths.sum()))
+
+    def _chars(self, exs: Sequence[readers.Example], outer: Any, xp: Any) -> Any:
+        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
+
+        cv = self.vocabs["chars"]
+        words, index = [], []
+        B = outer.B
+        for b, ex in enumerate(exs):
+            for t, w in enumerate(ex.words or ("",)):
+                words.append(cv.encode(w) or [cv.unk_index or 0])
+                index.append(t * B + b)
+        lens = np.array([len(c) for c in words], dtype=np.int64)
+        Tc = int(lens.max())
+        ids = np.zeros((Tc, len(words)), dtype=np.int64)
+        for i, c in enumerate(words):
+            ids[: len(c), i] = c
+        return TokenValue(xp.asarray(ids), SeqInfo(lens, Tc, xp), xp.asarray(np.array(index)),
+                          outer)
+
+    def _spans(self, exs: Sequence[readers.Example], T: int, B: int, xp: Any) -> tuple:
+        from ..nn.module import SeqInfo  # noqa: PLC0415
+
+        spans = [span_bounds(ex.words or ("",)) for ex in exs]
+        n_spans = np.array([len(s) for s in spans], dtype=np.int64)
+        S = int(n_spans.max())
+        L = max(e - s for sp in spans for s, e in sp)
+        rows, lens, outer = [], [], []
+        for b, sp in enumerate(spans):
+            for k, (s, e) in enumerate(sp):
+                r = [t * B + b for t in range(s, e)]
+                rows.append(r + [r[0]] * (L - len(r)))
+                lens.append(e - s)
+                outer.append(k * B + b)
+        index = np.array(rows, dtype=np.int64).T  # (L, N)
+        return (xp.asarray(index), np.array(lens), xp.asarray(np.array(outer)),
+                SeqInfo(n_spans, S, xp))
+
+    # --- language models ------------------------------------------------------------------------
+    def lm_ids(self, examples: Sequence[readers.Example]) -> np.ndarray:
+        wv = self.vocabs["words"]
+        return np.array([i for ex in examples for i in wv.encode(ex.words)], dtype=np.int64)
+
+    def lm_batches(self, examples: Sequence[readers.Example], batch_size: int, bptt: int,
+                   xp: Any) -> list[Batch]:
+        """Contiguous segments (Zaremba et al.): row b of segment k continues row b of k-1."""
+        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
+
+        stream = lm_stream(self.lm_ids(examples), batch_size)
+        out = []
+        for inp, tgt in lm_segments(stream, bptt):
+            L, B = inp.shape[1], inp.shape[0]
+            info = SeqInfo(np.full(B, L), L, xp)
+            ids = xp.asarray(np.ascontiguousarray(inp.T))
+            out.append(Batch({f"{self.name}.words": TokenValue(ids, info)},
+                             xp.asarray(np.ascontiguousarray(tgt.T)), None,
+                             np.full(B, L), [], L * B))
+        return out
+
+
+def synthetic_examples(args: Mapping[str, Any], split: str) -> list[readers.Example]:
+    """The long-dependency task: the label is the first token; n random distractors follow.
+
+    Two classes (tokens 'A' and 'B'), ``vocab`` distractor types d0 ... d{vocab-1}.
+    """
+    n = int(args.get("n", 20))
+    vocab = int(args.get("vocab", 10))
+    size = int(args.get("size", 2000))
+    seed = int(args.get("seed", 0))
+    if split == "dev":
+        size = max(200, size // 5)
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    out = []
+    for i in range(size):
+        first = "A" if rng.random() < 0.5 else "B"
+        distractors = [f"d{k}" for k in rng.integers(0, vocab, size=n)]
+        out.append(readers.Example(tuple([first, *distractors]), label=first,
+                                   source=f"<synthetic {split}>", line=i + 1))
+    return out
+
+
+__all__ = ["Batch", "TaskData", "field_key", "span_bounds", "synthetic_examples"]

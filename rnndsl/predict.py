@@ -1,0 +1,87 @@
+"""`rnndsl predict`: tag or classify raw text with a trained run, in input order."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .autodiff import backend as Bk
+from .autodiff.tensor import no_grad
+from .data.readers import Example
+from .errors import DataError
+from .nn.heads import CRFHead
+from .nn.module import RunContext, VecValue
+from .run import load_run
+
+
+def read_raw(stream: TextIO, source: str) -> list[Example]:
+    """One whitespace-tokenized sentence per line; empty lines are skipped."""
+    out = []
+    for i, line in enumerate(stream, 1):
+        words = tuple(line.split())
+        if words:
+            out.append(Example(words, source=source, line=i))
+    return out
+
+
+def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool = False,
+            out: TextIO | None = None) -> list[Any]:
+    """Write predictions to ``out`` (stdout): tagging `word TAG` per line, a blank line per
+    sentence; classification `LABEL<TAB>sentence`. Returns the predictions."""
+    out = out or sys.stdout
+    prep, _ = load_run(run_dir, log=lambda s: None)
+    data, net = prep.data, prep.net
+    if data.kind == "lm":
+        raise DataError("predict works for taggers and classifiers; this run is a language model",
+                        hint="use `rnndsl eval RUN_DIR FILE` for perplexity")
+    if fmt == "input" and file != "-":
+        examples = data.read_file(file)
+    elif file == "-":
+        examples = read_raw(sys.stdin, "<stdin>")
+    else:
+        p = Path(file)
+        if not p.exists():
+            raise DataError(f"{file}: no such file")
+        with open(p, encoding="utf-8") as f:
+            examples = read_raw(f, file)
+    if not examples:
+        raise DataError(f"{file}: no sentences to predict")
+    head = net.head
+    names = data.label_names()
+    results: list[Any] = [None] * len(examples)
+    with no_grad():
+        for b in data.batches(examples, 64, net.backend.xp, None, prep.needs):
+            ctx = RunContext(train=False)
+            values = net.run(b.inputs, ctx)
+            v = values[net.output]
+            scores = head.scores(v)
+            if isinstance(v, VecValue):
+                probs = Bk.to_host(head.probabilities(scores))
+                for j, i in enumerate(b.indices):
+                    k = int(probs[j].argmax())
+                    results[i] = (names[k], float(probs[j, k]))
+                continue
+            valid = net.backend.xp.asarray(Bk.host.arange(b.lengths.max())[:, None] < b.lengths)
+            if isinstance(head, CRFHead):
+                paths = head.decode(scores, valid)
+                marg = Bk.to_host(head.marginals(scores, valid)) if confidence else None
+            else:
+                probs = Bk.to_host(head.probabilities(scores))  # (T, B, K)
+                paths = [probs[: int(n), j].argmax(-1).tolist() for j, n in enumerate(b.lengths)]
+                marg = probs.transpose(1, 0, 2)
+            for j, i in enumerate(b.indices):
+                conf = [float(marg[j, t, k]) for t, k in enumerate(paths[j])] if marg is not None \
+                    else [None] * len(paths[j])
+                results[i] = [(names[k], c) for k, c in zip(paths[j], conf)]
+    for ex, r in zip(examples, results):
+        if isinstance(r, tuple):
+            lab, p = r
+            extra = f"\t{p:.4f}" if confidence else ""
+            out.write(f"{lab}{extra}\t{' '.join(ex.words)}\n")
+        else:
+            for w, (t, p) in zip(ex.words, r):
+                extra = f" {p:.4f}" if confidence and p is not None else ""
+                out.write(f"{w} {t}{extra}\n")
+            out.write("\n")
+    return results

@@ -1,0 +1,331 @@
+"""`rnndsl run / eval / predict`: from a checked spec to a trained model in a run directory.
+
+A run directory holds: spec.rnn (a copy), config.json (the resolved settings, absolute data
+paths), vocab.json, metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
+ckpt/{last,best}.json + weights, and the dev predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .data.dataset import TaskData, field_key
+from .data.vocab import Vocab
+from .errors import CheckpointError, DataError, RnnError
+from .nn.network import Network
+from .train import checkpoint
+from .train.loop import TrainSettings, Trainer, evaluate, load_weights
+from .train.optim import make_optimizer
+
+
+def call_parts(x: Any, default: str = "none") -> tuple[str, dict]:
+    """(name, args) from a resolved call setting: a tuple, an object with name/args, or a str."""
+    if x is None:
+        return default, {}
+    if isinstance(x, str):
+        return x, {}
+    if isinstance(x, (tuple, list)) and len(x) == 2 and isinstance(x[1], Mapping):
+        return str(x[0]), dict(x[1])
+    name = getattr(x, "name", None)
+    if name is not None:
+        return str(name), dict(getattr(x, "args", {}) or {})
+    return str(x), {}
+
+
+def settings_from(cfg: Any, epochs: int | None = None, seed: int | None = None) -> TrainSettings:
+    es = getattr(cfg, "early_stop", None)
+    early = None
+    if es:
+        metric, args = call_parts(es)
+        metric = metric.split(".")[-1]
+        if isinstance(es, (tuple, list)) and len(es) == 2 and not isinstance(es[1], Mapping):
+            metric, pat = str(es[0]).split(".")[-1], int(es[1])
+        else:
+            pat = int(args.get("patience", getattr(es, "patience", 3)))
+        early = (metric, pat)
+    clip = getattr(cfg, "clip", 5.0)
+    return TrainSettings(
+        epochs=int(epochs if epochs is not None else getattr(cfg, "epochs", 10)),
+        batch=int(getattr(cfg, "batch", 32)),
+        clip=None if clip in (None, "none", 0) else float(clip),
+        seed=int(seed if seed is not None else getattr(cfg, "seed", 1)),
+        schedule=call_parts(getattr(cfg, "schedule", None)),
+        early_stop=early,
+        bptt=int(getattr(cfg, "bptt", 35) or 35),
+        reduction=str(getattr(cfg, "reduction", "mean") or "mean"),
+        checkpoint_every=int(getattr(cfg, "checkpoint_every", 0) or 0),
+    )
+
+
+def needs_of(graph: nx.DiGraph) -> set[str]:
+    """Which batch parts the model reads: characters, spans."""
+    needs = set()
+    for _, a in graph.nodes(data=True):
+        p = a.get("params", {})
+        if a["kind"] == "input" and p.get("field") == "chars":
+            needs.add("chars")
+        if a["kind"] == "split":
+            needs.add("spans")
+    return needs
+
+
+@dataclass
+class Prepared:
+    """A spec's model, data, network and settings, ready to train or evaluate."""
+
+    spec: Any
+    cfg: Any
+    graph: nx.DiGraph
+    data: TaskData
+    net: Network
+    settings: TrainSettings
+    needs: set[str]
+
+
+def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
+            epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
+            log: Callable[[str], None] = print, dtype: str = "float32") -> Prepared:
+    cfg = spec.train
+    if cfg is None:
+        raise RnnError("the spec has no train statement",
+                       hint="add e.g. `train MODEL on DATA { epochs = 5 }`")
+    graph = spec.models[cfg.model]
+    decl = spec.data[cfg.data]
+    data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None)
+    for w in data.warnings:
+        log(f"warning: {w}")
+    settings = settings_from(cfg, epochs, seed)
+    pretrained = {}
+    for n, a in graph.nodes(data=True):
+        p = a.get("params", {})
+        if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
+            from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
+            from .autodiff.backend import host_rng  # noqa: PLC0415
+
+            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format", "auto")))
+            _, fld = field_key(p.get("source") or p.get("field"))
+            vocab = data.vocabs["chars" if fld == "chars" else "words"]
+            matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
+                                          host_rng([settings.seed, 7]), source=p["pretrained"])
+            log(str(report))
+            pretrained[n] = matrix
+    tag_names = {}
+    if "tags" in data.vocabs:
+        tag_names[f"{cfg.data}.tags"] = data.vocabs["tags"].tokens
+    for n, a in graph.nodes(data=True):  # scheme=auto means the data's declared scheme
+        if a["kind"] == "crf" and a.get("params", {}).get("scheme", "auto") == "auto":
+            a["params"] = {**a["params"], "scheme": data.scheme}
+    init_name, init_args = call_parts(getattr(cfg, "init", None), "default")
+    scale = None
+    if init_name == "uniform":
+        scale = float(init_args.get("a", init_args.get("scale", next(iter(init_args.values()),
+                                                                      0.1))))
+    net = Network(graph, data.sizes(), seed=settings.seed, dtype=dtype, backend=backend,
+                  init_scale=scale, pretrained=pretrained, tag_names=tag_names)
+    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph))
+
+
+def make_run_dir(spec_path: Path, out: str | None) -> Path:
+    if out:
+        d = Path(out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        d = Path("runs") / f"{spec_path.stem}-{stamp}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
+        backend: str | None = None, seed: int | None = None, resume: str | None = None,
+        log: Callable[[str], None] = print, progress: Any = None) -> dict[str, Any]:
+    """Train the spec's model; returns the final dev metrics."""
+    from . import lang  # noqa: PLC0415
+
+    if resume:
+        run_dir = Path(resume)
+        conf = _read_json(run_dir / "config.json")
+        spec_path = Path(conf["spec_path"])
+        spec = lang.load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
+        vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
+        prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
+                       epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
+                       log=log)
+        if {k: v.to_json() for k, v in prep.data.vocabs.items()} != \
+                {k: v.to_json() for k, v in vocabs.items()}:
+            raise CheckpointError(f"{run_dir}: the data changed since this run started",
+                                  hint="resume needs the same training data")
+    else:
+        spec_path = Path(spec_path)
+        spec = lang.load(str(spec_path))
+        prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log)
+        run_dir = make_run_dir(spec_path, out)
+        checkpoint.atomic_write_text(run_dir / "spec.rnn", spec.source)
+        conf = {"spec_path": str(spec_path.resolve()), "model": prep.cfg.model,
+                "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
+                "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
+                "parameters": prep.net.parameter_count()}
+        checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
+                                                                         default=str))
+        checkpoint.atomic_write_text(
+            run_dir / "vocab.json",
+            json.dumps({k: v.to_json() for k, v in prep.data.vocabs.items()}))
+    net, cfg = prep.net, prep.cfg
+    apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
+    if getattr(cfg, "pretrained", None) and not resume:
+        transfer(net, Path(cfg.pretrained), prep.data, log)
+    opt_name, opt_args = call_parts(getattr(cfg, "optimizer", None), "adam")
+    trainable = {k: p for k, p in net.named_parameters().items() if not p.frozen}
+    opt = make_optimizer(opt_name, trainable, weight_decay=float(
+        getattr(cfg, "weight_decay", 0.0) or 0.0), **opt_args)
+    trainer = Trainer(net, prep.data, opt, prep.settings, run_dir, log=log, progress=progress,
+                      needs=prep.needs)
+    if resume:
+        trainer.restore("last")
+        log(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
+            f"step {trainer.state.step}")
+    log(f"run directory: {run_dir}")
+    log(f"model {cfg.model}: {net.parameter_count():,} parameters; "
+        f"{len(prep.data.train):,} training and {len(prep.data.dev):,} dev examples")
+    trainer.train()
+    return finish(trainer, run_dir, log)
+
+
+def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Best weights -> final dev metrics, predictions, metrics.json and the curve plot."""
+    arrays, meta = checkpoint.load(run_dir / "ckpt", "best")
+    load_weights(trainer.net, arrays)
+    data = trainer.data
+    final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
+    if data.dev:
+        ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
+        dev = trainer.evaluate(data.dev, write=run_dir / f"predictions.dev.{ext}" if ext
+                               else None)
+        final.update({f"dev_{k}": v for k, v in dev.items()})
+    final["epochs"] = len(trainer.state.history)
+    final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
+    checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))
+    plot_curve(run_dir, trainer.state.history)
+    return final
+
+
+def plot_curve(run_dir: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    ep = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(ep, [r["train_loss"] for r in history], "o-", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train loss")
+    keys = [k for k in ("dev_accuracy", "dev_f1", "dev_perplexity") if k in history[0]]
+    if keys:
+        ax2 = ax.twinx()
+        for k in keys:
+            ax2.plot(ep, [r[k] for r in history], "s--", color="tab:orange", label=k)
+        ax2.set_ylabel(", ".join(keys))
+        ax2.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    tmp = run_dir / ".curve.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(run_dir / "curve.png")
+
+
+def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:
+    """Freeze the parameters of the named definitions (or layer node ids)."""
+    for name in names:
+        name = str(name)
+        hit = False
+        for n, a in graph.nodes(data=True):
+            if n == name or n.startswith(name + ".") or a.get("definition") == name:
+                for p in net.modules[n].named_parameters().values() if n in net.modules else []:
+                    p.frozen = True
+                    hit = True
+        if not hit:
+            raise RnnError(f"freeze: no layer belongs to {name!r}")
+
+
+def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]) -> None:
+    """Initialise from another run's best weights: same names and shapes; embedding rows by word."""
+    arrays, _ = checkpoint.load(src / "ckpt", "best")
+    try:
+        src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
+    except CheckpointError:
+        src_vocab = {}
+    loaded, skipped = 0, []
+    for name, p in net.named_parameters().items():
+        a = arrays.get(f"param::{name}")
+        if a is None:
+            skipped.append(name)
+            continue
+        if name.endswith(".weight") and "words" in src_vocab and a.shape[0] == len(
+                src_vocab["words"]) and a.ndim == 2 and a.shape[1] == p.shape[1]:
+            new = Bk_host_copy(p.value)
+            words = data.vocabs["words"]
+            for i, w in enumerate(words.tokens):
+                if w in src_vocab["words"]:
+                    new[i] = a[src_vocab["words"].index(w)]
+            p.value = new
+            loaded += 1
+        elif tuple(a.shape) == tuple(p.shape):
+            p.value = a
+            loaded += 1
+        else:
+            skipped.append(name)
+    log(f"pretrained weights from {src}: {loaded} tensors loaded"
+        + (f", {len(skipped)} new ({', '.join(skipped[:4])}...)" if skipped else ""))
+
+
+def Bk_host_copy(a: Any) -> Any:
+    from .autodiff.backend import to_host  # noqa: PLC0415
+
+    return to_host(a).copy()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing", hint="is this a run directory?") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+
+
+def load_run(run_dir: str | Path, backend: str | None = None,
+             log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
+    """Rebuild a run's network from its spec copy and vocabularies and load its best weights."""
+    from . import lang  # noqa: PLC0415
+
+    run_dir = Path(run_dir)
+    conf = _read_json(run_dir / "config.json")
+    try:
+        text = (run_dir / "spec.rnn").read_text("utf-8")
+    except OSError:
+        raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
+    spec = lang.load_text(text, conf["spec_path"])
+    vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
+    prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
+    arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
+    load_weights(prep.net, arrays)
+    return prep, run_dir
+
+
+def eval_file(run_dir: str | Path, path: str, backend: str | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    prep, _ = load_run(run_dir, backend, log)
+    examples = prep.data.read_file(path)
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return evaluate(prep.net, prep.data, examples, prep.settings, prep.needs)
