@@ -1,0 +1,1 @@
+"""Training: optimizers, the loop, metrics, checkpoints and schedules (one module per idea)."""
