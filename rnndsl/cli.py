@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--workers", type=int, default=1,
+                   help="data-parallel processes on this machine (runs mpiexec -n N); "
+                        "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
 
     c = sub.add_parser("check", help="check a spec: all errors at once, or a model summary")
     c.add_argument("spec")
@@ -120,6 +123,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.spec and not args.resume:
         print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        from .train.distributed import get_comm, launch  # noqa: PLC0415
+
+        if get_comm().size == 1:
+            argv = [a for a in sys.argv[1:] if not a.startswith("--workers")]
+            if "--workers" in sys.argv[1:]:
+                i = sys.argv[1:].index("--workers")
+                argv = sys.argv[1:][:i] + sys.argv[1:][i + 2:]
+            return launch(argv, args.workers)
     out = console()
     bars = Bars(console(stderr=True), enabled=False if args.no_progress else None)
     try:

@@ -41,15 +41,7 @@ def call_parts(x: Any, default: str = "none") -> tuple[str, dict]:
 
 def settings_from(cfg: Any, epochs: int | None = None, seed: int | None = None) -> TrainSettings:
     es = getattr(cfg, "early_stop", None)
-    early = None
-    if es:
-        metric, args = call_parts(es)
-        metric = metric.split(".")[-1]
-        if isinstance(es, (tuple, list)) and len(es) == 2 and not isinstance(es[1], Mapping):
-            metric, pat = str(es[0]).split(".")[-1], int(es[1])
-        else:
-            pat = int(args.get("patience", getattr(es, "patience", 3)))
-        early = (metric, pat)
+    early = (str(es.metric).split(".")[-1], int(es.patience)) if es else None
     clip = getattr(cfg, "clip", 5.0)
     return TrainSettings(
         epochs=int(epochs if epochs is not None else getattr(cfg, "epochs", 10)),
@@ -145,14 +137,21 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
 def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None) -> dict[str, Any]:
-    """Train the spec's model; returns the final dev metrics."""
-    from . import lang  # noqa: PLC0415
+    """Train the spec's model; returns the final dev metrics.
 
+    Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
+    """
+    from . import lang  # noqa: PLC0415
+    from .train.distributed import get_comm  # noqa: PLC0415
+
+    comm = get_comm()
+    if not comm.is_root:
+        log, progress = (lambda s: None), None
     if resume:
         run_dir = Path(resume)
         conf = _read_json(run_dir / "config.json")
         spec_path = Path(conf["spec_path"])
-        spec = lang.load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
+        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
         prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
                        epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
@@ -165,7 +164,9 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         spec_path = Path(spec_path)
         spec = lang.load(str(spec_path))
         prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log)
-        run_dir = make_run_dir(spec_path, out)
+        run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
+                                      else ""))
+    if comm.is_root and not resume:
         checkpoint.atomic_write_text(run_dir / "spec.rnn", spec.source)
         conf = {"spec_path": str(spec_path.resolve()), "model": prep.cfg.model,
                 "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
@@ -176,6 +177,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         checkpoint.atomic_write_text(
             run_dir / "vocab.json",
             json.dumps({k: v.to_json() for k, v in prep.data.vocabs.items()}))
+    comm.barrier()
     net, cfg = prep.net, prep.cfg
     apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
     if getattr(cfg, "pretrained", None) and not resume:
@@ -185,15 +187,18 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     opt = make_optimizer(opt_name, trainable, weight_decay=float(
         getattr(cfg, "weight_decay", 0.0) or 0.0), **opt_args)
     trainer = Trainer(net, prep.data, opt, prep.settings, run_dir, log=log, progress=progress,
-                      needs=prep.needs)
+                      needs=prep.needs, comm=comm)
     if resume:
         trainer.restore("last")
         log(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
             f"step {trainer.state.step}")
     log(f"run directory: {run_dir}")
     log(f"model {cfg.model}: {net.parameter_count():,} parameters; "
-        f"{len(prep.data.train):,} training and {len(prep.data.dev):,} dev examples")
+        f"{len(prep.data.train):,} training and {len(prep.data.dev):,} dev examples"
+        + (f"; {comm.size} ranks" if comm.size > 1 else ""))
     trainer.train()
+    if not comm.is_root:
+        return {}
     return finish(trainer, run_dir, log)
 
 
@@ -252,6 +257,7 @@ def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:
             if n == name or n.startswith(name + ".") or a.get("definition") == name:
                 for p in net.modules[n].named_parameters().values() if n in net.modules else []:
                     p.frozen = True
+                    p.requires_grad = False  # no gradient is computed for it at all
                     hit = True
         if not hit:
             raise RnnError(f"freeze: no layer belongs to {name!r}")
@@ -294,6 +300,17 @@ def Bk_host_copy(a: Any) -> Any:
     return to_host(a).copy()
 
 
+def load_text(text: str, path: str) -> Any:
+    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there)."""
+    from . import lang  # noqa: PLC0415
+    from .errors import SpecError  # noqa: PLC0415
+
+    checked, diags = lang.check_text(text, path)
+    if checked is None:
+        raise SpecError(diags, text)
+    return checked
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text("utf-8"))
@@ -314,7 +331,7 @@ def load_run(run_dir: str | Path, backend: str | None = None,
         text = (run_dir / "spec.rnn").read_text("utf-8")
     except OSError:
         raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = lang.load_text(text, conf["spec_path"])
+    spec = load_text(text, conf["spec_path"])
     vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
     prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
     arrays, _ = checkpoint.load(run_dir / "ckpt", "best")

@@ -29,7 +29,7 @@ def field_key(target: Any) -> tuple[str, str]:
         return ds, f
     if isinstance(target, (tuple, list)):
         return str(target[0]), str(target[1])
-    return str(getattr(target, "dataset")), str(getattr(target, "field"))
+    return str(target.dataset), str(target.field)
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Batch:
     lengths: np.ndarray
     indices: list[int]
     n_tokens: int
+    global_tokens: float = 0.0  # counts of the whole global batch, the divisors of a mean loss
+    global_seqs: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,11 +147,25 @@ class TaskData:
 
     # --- batching -------------------------------------------------------------------------------
     def batches(self, examples: Sequence[readers.Example], batch_size: int, xp: Any,
-                rng: np.random.Generator | None, needs: set[str],
-                max_tokens: int | None = None) -> list[Batch]:
-        """Length-bucketed batches (shuffled with ``rng``; in order when rng is None)."""
+                rng: np.random.Generator | None, needs: set[str], rank: int = 0,
+                size: int = 1) -> list[Batch]:
+        """Length-bucketed batches (shuffled with ``rng``; in order when rng is None).
+
+        With several ranks each global batch is cut into ``size`` shards and this rank gets its
+        own; ``global_tokens`` / ``global_seqs`` still count the whole global batch, so a loss
+        summed over the shard and divided by one of them averages over the global batch.
+        """
         groups = bucket_batches([len(ex.words) for ex in examples], batch_size, rng)
-        return [self.make_batch(examples, g, xp, needs) for g in groups]
+        out = []
+        for g in groups:
+            part = g if size == 1 else g[rank * len(g) // size:(rank + 1) * len(g) // size]
+            b = self.make_batch(examples, part, xp, needs) if part else None
+            if b is None:
+                b = Batch({}, None, None, np.zeros(0, np.int64), [], 0)
+            b.global_tokens = float(sum(max(1, len(examples[i].words)) for i in g))
+            b.global_seqs = float(len(g))
+            out.append(b)
+        return out
 
     def make_batch(self, examples: Sequence[readers.Example], idx: list[int], xp: Any,
                    needs: set[str]) -> Batch:
@@ -227,11 +243,16 @@ class TaskData:
         return np.array([i for ex in examples for i in wv.encode(ex.words)], dtype=np.int64)
 
     def lm_batches(self, examples: Sequence[readers.Example], batch_size: int, bptt: int,
-                   xp: Any) -> list[Batch]:
-        """Contiguous segments (Zaremba et al.): row b of segment k continues row b of k-1."""
+                   xp: Any, rank: int = 0, size: int = 1) -> list[Batch]:
+        """Contiguous segments (Zaremba et al.): row b of segment k continues row b of k-1.
+
+        With several ranks, each takes its own rows of every segment.
+        """
         from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
 
         stream = lm_stream(self.lm_ids(examples), batch_size)
+        lo, hi = rank * batch_size // size, (rank + 1) * batch_size // size
+        stream = stream[lo:hi]
         out = []
         for inp, tgt in lm_segments(stream, bptt):
             L, B = inp.shape[1], inp.shape[0]
@@ -239,7 +260,8 @@ class TaskData:
             ids = xp.asarray(np.ascontiguousarray(inp.T))
             out.append(Batch({f"{self.name}.words": TokenValue(ids, info)},
                              xp.asarray(np.ascontiguousarray(tgt.T)), None,
-                             np.full(B, L), [], L * B))
+                             np.full(B, L), [], L * B, global_tokens=float(L * batch_size),
+                             global_seqs=float(batch_size)))
         return out
 
 

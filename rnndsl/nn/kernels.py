@@ -188,37 +188,44 @@ def gru_lecture_step(xp, xg, h, W, mask=None):
     return (_carry(xp, mask, h_new, h),), vjp
 
 
+def _reverse_rows(xp, a, rev_flat):
+    """a (T, B, F) with each sequence reversed within its length: one row gather of (T*B, F)."""
+    T, Bn, Fd = a.shape
+    return xp.take(a.reshape(T * Bn, Fd), rev_flat, axis=0).reshape(T, Bn, Fd)
+
+
 @op("bi_arrange")
-def bi_arrange(xp, xp_all, rev, D: int = 2):
+def bi_arrange(xp, xp_all, rev_flat, D: int = 2):
     """(T, B, D*G) input projections -> (T, D, B, G), the backward half reversed per sequence.
 
-    ``rev`` (T, B) int: rev[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse.
+    ``rev_flat`` (T*B,) int: the row t*B+b of the backward half comes from row rev[t, b]*B+b,
+    where rev[t, b] = len_b - 1 - t for t < len_b, else t (a reversal that is its own inverse).
     """
     T, Bn, DG = xp_all.shape
     G = DG // D
     out = xp.empty((T, D, Bn, G), dtype=xp_all.dtype)
     out[:, 0] = xp_all[..., :G]
     if D == 2:
-        out[:, 1] = xp.take_along_axis(xp_all[..., G:], rev[:, :, None], axis=0)
+        out[:, 1] = _reverse_rows(xp, xp_all[..., G:], rev_flat)
 
     def vjp(g):
         gx = xp.empty(xp_all.shape, dtype=g.dtype)
         gx[..., :G] = g[:, 0]
         if D == 2:
-            gx[..., G:] = xp.take_along_axis(g[:, 1], rev[:, :, None], axis=0)
+            gx[..., G:] = _reverse_rows(xp, g[:, 1], rev_flat)
         return gx, None
 
     return out, vjp
 
 
 @op("bi_merge")
-def bi_merge(xp, hs, rev, mask):
+def bi_merge(xp, hs, rev_flat, mask):
     """(T, D, B, H) step states -> (T, B, D*H) outputs y_i = [y_i^f; y_i^b], zero past each end."""
     T, D, Bn, H = hs.shape
     out = xp.empty((T, Bn, D * H), dtype=hs.dtype)
     out[..., :H] = hs[:, 0]
     if D == 2:
-        out[..., H:] = xp.take_along_axis(hs[:, 1], rev[:, :, None], axis=0)
+        out[..., H:] = _reverse_rows(xp, hs[:, 1], rev_flat)
     out *= mask
 
     def vjp(g):
@@ -226,7 +233,7 @@ def bi_merge(xp, hs, rev, mask):
         gh = xp.empty(hs.shape, dtype=g.dtype)
         gh[:, 0] = g[..., :H]
         if D == 2:
-            gh[:, 1] = xp.take_along_axis(g[..., H:], rev[:, :, None], axis=0)
+            gh[:, 1] = _reverse_rows(xp, g[..., H:], rev_flat)
         return gh, None, None
 
     return out, vjp

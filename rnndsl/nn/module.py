@@ -96,6 +96,8 @@ class SeqInfo:
         self.mask_host = mask
         self.mask = xp.asarray(mask[:, :, None])
         self.rev = xp.asarray(rev)
+        # the same reversal as rows of the flattened (T*B) grid, for one-gather reversals
+        self.rev_flat = xp.asarray((rev * self.B + Bk.host.arange(self.B)[None, :]).reshape(-1))
         self.min_len = int(lengths.min()) if lengths.size else 0
         self._step_masks: dict[int, Any] = {}
 

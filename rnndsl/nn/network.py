@@ -91,7 +91,9 @@ class Network(Module):
     def _size(self, field: Any, what: str) -> int:
         if isinstance(field, int):
             return field
-        key = field if isinstance(field, str) else ".".join(str(f) for f in field)
+        if getattr(field, "classes", None):  # compile("... |> softmax(5)")
+            return int(field.classes)
+        key = _field_name(field)
         if key not in self.sizes:
             raise ShapeError(f"the size of {key} ({what}) is unknown: read the data first")
         return int(self.sizes[key])
@@ -105,31 +107,31 @@ class Network(Module):
         if kind == "embed":
             src = p.get("source") or p.get("field")
             return Embedding(n, self._size(src, "vocabulary"), int(p["d"]), init,
-                             pretrained=pretrained.get(n), freeze=bool(p.get("freeze", False)),
-                             dropout=float(p.get("dropout", 0)),
-                             word_dropout=float(p.get("word_dropout", 0)))
+                             pretrained=pretrained.get(n), freeze=bool(_opt(p, "freeze", False)),
+                             dropout=float(_opt(p, "dropout", 0)),
+                             word_dropout=float(_opt(p, "word_dropout", 0)))
         if kind == "rnn":
-            cell = Cell(p["cell"], act=p.get("act", "tanh"), reset=p.get("reset", "before"))
-            return Recurrent(n, cell, d_in, int(p["d"]), bool(p.get("bidirectional", False)),
-                             init, s0=p.get("s0", "zeros"),
-                             forget_bias=float(p.get("forget_bias", 0.0)),
-                             dropout=float(p.get("dropout", 0.0)))
+            cell = Cell(p["cell"], act=p.get("act") or "tanh", reset=p.get("reset") or "before")
+            return Recurrent(n, cell, d_in, int(p["d"]), bool(_opt(p, "bidirectional", False)),
+                             init, s0=_opt(p, "s0", "zeros"),
+                             forget_bias=float(_opt(p, "forget_bias", 0.0)),
+                             dropout=float(_opt(p, "dropout", 0.0)))
         if kind == "linear":
             return Linear(n, d_in, int(p["d"]), init)
         if kind == "mlp":
-            sizes = p.get("sizes") or [int(p["d"])] * int(p.get("layers", 1))
-            return MLP(n, d_in, [int(s) for s in sizes], init, act=p.get("act", "tanh"),
-                       dropout=float(p.get("dropout", 0)))
+            sizes = p.get("sizes") or [int(p["d"])] * int(_opt(p, "layers", 1))
+            return MLP(n, d_in, [int(s) for s in sizes], init, act=_opt(p, "act", "tanh"),
+                       dropout=float(_opt(p, "dropout", 0)))
         if kind == "pool":
             return Pool(n, p["mode"], d_in, init)
         if kind == "softmax":
-            return SoftmaxHead(n, d_in, self._size(p["target"], "classes"), init,
-                               loss=p.get("loss", "xent"))
+            return SoftmaxHead(n, d_in, self._size(_target(p), "classes"), init,
+                               loss=p.get("loss") or "xent")
         if kind == "crf":
-            return CRFHead(n, d_in, self._size(p["target"], "tags"), init,
-                           tag_names=self.tag_names.get(_field_name(p["target"])),
-                           scheme=str(p.get("scheme", "none")),
-                           constraints=bool(p.get("constraints", True)))
+            return CRFHead(n, d_in, self._size(_target(p), "tags"), init,
+                           tag_names=self.tag_names.get(_field_name(_target(p))),
+                           scheme=str(_opt(p, "scheme", "none")),
+                           constraints=bool(_opt(p, "constraints", True)))
         raise ShapeError(f"layer kind {kind!r} cannot be built")
 
     # --- running --------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class Network(Module):
         if kind == "rnn":
             return map_inner(x, lambda v: m.forward(v, ctx))
         if kind == "dropout":
-            rate = float(p.get("p", p.get("rate", 0.0)))
+            rate = float(_opt(p, "p", p.get("rate", 0.0)))
             if not ctx.train or rate <= 0:
                 return x
             return _map_data(x, lambda t: F.dropout(t, rate, ctx.rng))
@@ -310,9 +312,27 @@ class Network(Module):
                 layer.b_hh.data[dd, 0] = put(state["bias_hh" + sfx], 0)
 
 
+def _opt(p: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A layer parameter, or ``default`` when it is absent or None (not applicable)."""
+    v = p.get(key)
+    return default if v is None else v
+
+
+def _target(p: Mapping[str, Any]) -> Any:
+    """A head's target: a data field, or a class count (compile("... |> softmax(3)"))."""
+    if p.get("target") is not None:
+        return p["target"]
+    if p.get("dataset") and p.get("field"):
+        return f"{p['dataset']}.{p['field']}"
+    return int(p.get("classes") or 0)
+
+
 def _field_name(target: Any) -> str:
+    """'ewt.tags' for a field given as a string, a (dataset, field) pair or a FieldRef."""
     if isinstance(target, (list, tuple)):
         return ".".join(str(t) for t in target)
+    if hasattr(target, "dataset") and hasattr(target, "field"):
+        return f"{target.dataset}.{target.field}"
     return str(target)
 
 

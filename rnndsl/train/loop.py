@@ -27,6 +27,7 @@ from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
 from . import checkpoint, metrics
+from .distributed import LocalComm, allreduce_grads
 from .optim import Optimizer, clip_grad_norm
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "perplexity": False, "loss": False}
@@ -77,10 +78,16 @@ class TrainState:
 
 
 def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tensor:
+    """The batch's loss; a mean divides the shard's sum by the global batch's count."""
     head = net.head
     out = values[net.output]
     scores = head.scores(out)
-    return head.loss(scores, batch.targets, batch.valid, reduction=reduction)
+    total = head.loss(scores, batch.targets, batch.valid, reduction="sum")
+    if reduction == "sum":
+        return total
+    per_sequence = isinstance(head, CRFHead) or isinstance(out, VecValue)
+    n = batch.global_seqs if per_sequence else batch.global_tokens
+    return total / max(n, 1.0)
 
 
 def predict_batch(net: Network, batch: Batch, ctx: RunContext) -> tuple[Any, Any, float, int]:
@@ -109,8 +116,9 @@ class Trainer:
 
     def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainSettings,
                  run_dir: Path, log: Callable[[str], None] = print,
-                 progress: Any = None, needs: set[str] | None = None):
+                 progress: Any = None, needs: set[str] | None = None, comm: Any = None):
         self.net, self.data, self.opt, self.s = net, data, opt, settings
+        self.comm = comm or LocalComm()
         self.run_dir = Path(run_dir)
         self.log = log
         self.progress = progress
@@ -131,6 +139,8 @@ class Trainer:
         return out
 
     def save(self, name: str) -> None:
+        if not self.comm.is_root:  # only rank 0 writes
+            return
         meta = {"state": self.state.to_json(), "optimizer": {"name": self.opt.name,
                                                             "t": self.opt.t, "lr": self.opt.lr},
                 "global_step": self.state.global_step, "epoch": self.state.epoch,
@@ -154,10 +164,13 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> list[Batch]:
+        c = self.comm
         if self.data.kind == "lm":
-            return self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt, self.xp)
+            return self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt, self.xp,
+                                        c.rank, c.size)
         rng = np.random.default_rng([self.s.seed, epoch])
-        return self.data.batches(self.data.train, self.s.batch, self.xp, rng, self.needs)
+        return self.data.batches(self.data.train, self.s.batch, self.xp, rng, self.needs,
+                                 c.rank, c.size)
 
     def train(self) -> TrainState:
         old = signal.getsignal(signal.SIGINT)
@@ -221,10 +234,11 @@ class Trainer:
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
                       **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
             st.history.append(record)
-            checkpoint.atomic_write_text(
-                self.run_dir / "metrics.jsonl",
-                "".join(json.dumps(r) + "\n" for r in st.history))
-            self.log(format_epoch(record))
+            if self.comm.is_root:
+                checkpoint.atomic_write_text(
+                    self.run_dir / "metrics.jsonl",
+                    "".join(json.dumps(r) + "\n" for r in st.history))
+                self.log(format_epoch(record))
             improved = self.track(dev)
             st.epoch += 1
             st.step = 0
@@ -237,24 +251,32 @@ class Trainer:
                          f"{st.best_epoch + 1})")
                 st.done = True
                 self.save("last")
-        if not checkpoint.exists(self.run_dir / "ckpt", "best"):
+        if self.comm.is_root and not checkpoint.exists(self.run_dir / "ckpt", "best"):
             self.save("best")
+        self.comm.barrier()
         return st
 
     def train_step(self, batch: Batch, epoch: int, k: int) -> float:
-        ctx = RunContext(train=True, rng=self.net.backend.rng([self.s.seed, epoch, k]))
+        seed = [self.s.seed, epoch, k] + ([self.comm.rank] if self.comm.size > 1 else [])
+        ctx = RunContext(train=True, rng=self.net.backend.rng(seed))
         if self.data.kind == "lm":
             ctx.init_states = dict(self.lm_carry)
-        values = self.net.run(batch.inputs, ctx)
-        loss = head_loss(self.net, values, batch, self.s.reduction)
-        value = loss.item()
+        self.opt.zero_grad()
+        loss = None
+        if batch.inputs:  # a rank's shard of a small last batch can be empty
+            values = self.net.run(batch.inputs, ctx)
+            loss = head_loss(self.net, values, batch, self.s.reduction)
+        value = 0.0 if loss is None else loss.item()
+        if self.comm.size > 1:
+            value = float(self.comm.allreduce_(Bk.host.array([value]))[0])
         if not math.isfinite(value):
             raise TrainingError(
                 f"the loss became {value} at epoch {epoch + 1}, step {k + 1}; "
                 "the last good checkpoint is kept",
                 hint="lower the learning rate, set clip = 5, or check the data")
-        self.opt.zero_grad()
-        loss.backward()
+        if loss is not None:
+            loss.backward()
+        allreduce_grads(self.comm, self.opt.params, self.xp)
         norm = clip_grad_norm(self.opt.params, self.s.clip or 0.0)
         if not math.isfinite(norm):
             raise TrainingError(
