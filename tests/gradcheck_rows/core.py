@@ -91,10 +91,10 @@ ROWS = {
         lambda xg, h, W: apply("gru_lecture_step", xg, h, W, None)[0],
         (rn(2, 3, 6), rn(2, 3, 2), rn(2, 2, 6))),
     "bi_arrange": lambda: (
-        lambda a: apply("bi_arrange", a, np.array([[1, 0], [0, 1], [2, 2]]), D=2),
+        lambda a: apply("bi_arrange", a, np.array([2, 1, 0, 3, 4, 5]), D=2),
         (rn(3, 2, 4),)),
     "bi_merge": lambda: (
-        lambda a: apply("bi_merge", a, np.array([[1, 0], [0, 1], [2, 2]]),
+        lambda a: apply("bi_merge", a, np.array([2, 1, 0, 3, 4, 5]),
                         np.array([[[1.0], [1.0]], [[1.0], [1.0]], [[1.0], [0.0]]])),
         (rn(3, 2, 2, 2),)),
     "scatter_rows": lambda: (
