@@ -118,28 +118,44 @@ def shard(indices: Sequence[int], rank: int, size: int) -> list[int]:
 
 
 def allreduce_grads(comm: Any, params: Mapping[str, Any], xp: Any) -> None:
-    """Sum every parameter's gradient over the ranks with one flat allreduce."""
+    """Sum every parameter's gradient over the ranks with one flat allreduce.
+
+    A row-sparse gradient (an embedding) travels dense together with a count of the rows each
+    rank used, and comes back row-sparse over the union of those rows, so the optimizer's lazy
+    row update is the same as in a one-process run.
+    """
     if comm.size == 1:
         return
     names = sorted(params)
-    parts, shapes = [], []
+    parts: list[np.ndarray] = []
+    layout = []
     for k in names:
         p = params[k]
         g = p.raw_grad
-        if isinstance(g, RowSparse):
+        sparse = isinstance(g, RowSparse)
+        if sparse:
+            used = np.zeros(p.shape[0])
+            used[Bk.to_host(g.indices)] = 1
             g = g.to_dense()
-        arr = np.zeros(p.shape, np.float32 if p.dtype == np.float32 else np.float64) \
-            if g is None else Bk.to_host(g)
-        parts.append(arr.reshape(-1))
-        shapes.append(p.shape)
-    flat = np.concatenate(parts) if parts else np.zeros(0)
+        arr = np.zeros(p.shape, dtype=p.dtype) if g is None else Bk.to_host(g)
+        parts.append(arr.reshape(-1).astype(np.float64 if p.dtype == np.float64 else np.float32))
+        if sparse:
+            parts.append(used.astype(parts[-1].dtype))
+        layout.append((k, tuple(p.shape), sparse))
+    flat = np.concatenate(parts)
     comm.allreduce_(flat)
     off = 0
-    for k, shape in zip(names, shapes):
+    for k, shape, sparse in layout:
         n = int(np.prod(shape))
-        params[k]._grad = xp.asarray(flat[off:off + n].reshape(shape))
-        params[k]._grad_owned = True
+        dense = flat[off:off + n].reshape(shape).astype(params[k].dtype)
         off += n
+        if sparse:
+            rows = np.flatnonzero(flat[off:off + shape[0]] > 0)
+            off += shape[0]
+            params[k]._grad = RowSparse(xp.asarray(rows), xp.asarray(dense[rows]), shape)
+        else:
+            params[k]._grad = xp.asarray(dense)
+        params[k]._grad_owned = True
 
 
 def launch(argv: Sequence[str], workers: int) -> int:
