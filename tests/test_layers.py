@@ -38,14 +38,18 @@ def test_bi_of_stack_long_form_equals_shorthand(cell):
     "bilstm(d=3) |> stack(2)", "bigru(d=3) |> last", "srnn(d=3) |> mean",
     "lstm(d=3) |> max", "bilstm(d=3) |> attention", 'bigru(d=2, reset="after") |> first',
 ])
-def test_padding_invariance_outputs_and_gradients(pipeline):
-    """A padded batch gives what each sequence gives alone: outputs and all gradients."""
+@pytest.mark.parametrize("lengths", [[6, 2, 4], [6, 4, 2]], ids=["masked", "sorted"])
+def test_padding_invariance_outputs_and_gradients(pipeline, lengths):
+    """A padded batch gives what each sequence gives alone: outputs and all gradients.
+
+    Unsorted lengths go through the step masks; sorted ones (longest first) through the
+    shrinking prefix of running sequences, as packed sequences do.
+    """
     net = rnndsl.compile(pipeline, input_dim=3, dtype="float64", seed=2)
     rng = np.random.default_rng(5)
-    lengths = [6, 2, 4]
     x = rng.standard_normal((3, 6, 3))
-    x[1, 2:] = 1e3  # garbage in the padding must not leak anywhere
-    x[2, 4:] = -7.0
+    for b, n in enumerate(lengths):
+        x[b, n:] = 1e3 if b % 2 else -7.0  # garbage in the padding must not leak anywhere
     xt = Tensor(x, requires_grad=True)
     y = net(xt, lengths=lengths)
     w = rng.standard_normal(y.shape)

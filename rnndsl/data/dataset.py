@@ -171,6 +171,8 @@ class TaskData:
                    needs: set[str]) -> Batch:
         from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415 - data does not need nn
 
+        # longest first: the recurrent steps then run on a shrinking prefix (packed sequences)
+        idx = sorted(idx, key=lambda i: -len(examples[i].words))
         exs = [examples[i] for i in idx]
         lengths = np.array([max(1, len(ex.words)) for ex in exs], dtype=np.int64)
         T, B = int(lengths.max()), len(exs)
@@ -211,6 +213,9 @@ class TaskData:
             for t, w in enumerate(ex.words or ("",)):
                 words.append(cv.encode(w) or [cv.unk_index or 0])
                 index.append(t * B + b)
+        order = sorted(range(len(words)), key=lambda i: -len(words[i]))  # longest first
+        words = [words[i] for i in order]
+        index = [index[i] for i in order]
         lens = np.array([len(c) for c in words], dtype=np.int64)
         Tc = int(lens.max())
         ids = np.zeros((Tc, len(words)), dtype=np.int64)

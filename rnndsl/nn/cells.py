@@ -51,22 +51,30 @@ class Cell:
         return {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.kind]
 
     # --- one step -------------------------------------------------------------------------------
-    def step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any) -> tuple:
-        """(carry, y_t) for one time step; xg is the input projection x_t W^x + b."""
+    def step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
+             n: int | None = None) -> tuple:
+        """(carry, y_t) for one time step; xg is the input projection x_t W^x + b.
+
+        ``mask`` (B, 1) marks the sequences still running; with a batch sorted longest first,
+        ``n`` (their number) is used instead and the step computes on them only.
+        """
         W = params["W_hh"]
+        if n is not None:
+            mask = None
         if self.kind == "lstm":
-            h, c = apply("lstm_step", xg, carry[0], carry[1], W, mask)
+            h, c = apply("lstm_step", xg, carry[0], carry[1], W, mask, n=n)
             return (h, c), h
         if self.kind == "srnn":
-            (h,) = apply("srnn_step", xg, carry[0], W, mask, act=self.act)
+            (h,) = apply("srnn_step", xg, carry[0], W, mask, n=n, act=self.act)
             return (h,), h
         if self.reset == "after":
-            (h,) = apply("gru_step", xg, carry[0], W, params["b_hh"], mask)
+            (h,) = apply("gru_step", xg, carry[0], W, params["b_hh"], mask, n=n)
         else:
-            (h,) = apply("gru_lecture_step", xg, carry[0], W, mask)
+            (h,) = apply("gru_lecture_step", xg, carry[0], W, mask, n=n)
         return (h,), h
 
-    def reference_step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any):
+    def reference_step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
+                       n: int | None = None):
         """The same step from primitive ops only (matmul, sigmoid, tanh, mul, add, where)."""
         W = params["W_hh"]
         h = carry[0]

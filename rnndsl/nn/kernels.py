@@ -5,7 +5,9 @@ backward direction reads each sequence reversed), so one call and one matrix pro
 serve both directions. Shapes: xg (D, B, G) is the precomputed input projection x_t W^x + b
 (G = gates * H), h and c are (D, B, H), W is (D, H, G). ``mask`` is None when every sequence is
 still running at this step, else a (B, 1) bool array: where it is False the state is carried
-through unchanged, so a sequence's final state is the state at its own last token.
+through unchanged, so a sequence's final state is the state at its own last token. When the
+batch is sorted longest first, ``n`` (the number of sequences still running) replaces the mask
+and the step computes on those rows only, as PyTorch's packed sequences do.
 
 Internal gate orders: LSTM (i, f, o, z) so the three sigmoids are one contiguous block; GRU
 (r, z, n). ``cells.py`` converts to and from PyTorch's orders.
@@ -25,33 +27,57 @@ def _sigmoid_(xp, a):
     return a
 
 
-def _carry(xp, mask, new, old):
-    return new if mask is None else xp.where(mask, new, old)
+def run_step(xp, core, xg, carry, params, mask, n, **static):
+    """Run a cell's core step with the batch's bookkeeping; returns (new carry, vjp).
 
-
-def _split_carry(xp, mask, g):
-    """Cotangent of a carried output: the part for the new state and the part passed through."""
-    if g is None:
-        return None, None
-    if mask is None:
-        return g, None
-    return xp.where(mask, g, 0), xp.where(mask, 0, g)
-
-
-def _plus(a, b):
-    if b is None:
-        return a
-    a += b
-    return a
-
-
-@op("lstm_step", multi=True)
-def lstm_step(xp, xg, h, c, W, mask=None):
-    """s_j = R_LSTM(s_{j-1}, x_j) = [c_j; h_j] with the lecture's gates plus biases.
-
-    i = sigma(.), f = sigma(.), o = sigma(.), z = tanh(x_j W^x + h_{j-1} W^h + b)
-    c_j = f * c_{j-1} + i * z,   h_j = o * tanh(c_j)
+    ``mask`` (B, 1) bool: rows where it is False keep their state. ``n``: only the first n rows
+    are still running (the batch is sorted by length, longest first), so the step computes on
+    that prefix alone and the other rows keep their state, the way packed sequences do.
+    The vjp returns cotangents for (xg, *carry, *params, mask).
     """
+    B = xg.shape[1]
+    if n is not None and n < B:
+        new_a, vjp_a = core(xp, xg[:, :n], tuple(s[:, :n] for s in carry), params, **static)
+        outs = []
+        for s, s_a in zip(carry, new_a):
+            o = s.copy()
+            o[:, :n] = s_a
+            outs.append(o)
+
+        def vjp(gs):
+            gx_a, gc_a, gp = vjp_a(tuple(None if g is None else g[:, :n] for g in gs))
+            g_xg = xp.zeros(xg.shape, dtype=gx_a.dtype)
+            g_xg[:, :n] = gx_a
+            g_carry = []
+            for g, g_a, s in zip(gs, gc_a, carry):
+                full = xp.zeros(s.shape, dtype=s.dtype) if g is None else g.copy()
+                full[:, :n] = g_a
+                g_carry.append(full)
+            return (g_xg, *g_carry, *gp, None)
+
+        return tuple(outs), vjp
+    new, vjp_c = core(xp, xg, carry, params, **static)
+    if mask is None:
+        return new, lambda gs: (*_flat(vjp_c(gs)), None)
+    outs = tuple(xp.where(mask, a, s) for a, s in zip(new, carry))
+
+    def vjp_masked(gs):
+        gx, gc, gp = vjp_c(tuple(None if g is None else xp.where(mask, g, 0) for g in gs))
+        g_carry = tuple(gci if g is None else gci + xp.where(mask, 0, g)
+                        for g, gci in zip(gs, gc))
+        return (gx, *g_carry, *gp, None)
+
+    return outs, vjp_masked
+
+
+def _flat(res):
+    gx, gc, gp = res
+    return (gx, *gc, *gp)
+
+
+def _lstm_core(xp, xg, carry, params):
+    h, c = carry
+    (W,) = params
     H = h.shape[-1]
     a = xp.matmul(h, W)
     a += xg
@@ -64,31 +90,37 @@ def lstm_step(xp, xg, h, c, W, mask=None):
     h_new = o * tc
 
     def vjp(gs):
-        gh, gc = _split_carry(xp, mask, gs[0]), _split_carry(xp, mask, gs[1])
-        gh_new, gh_pass = gh
-        gc_new, gc_pass = gc
-        gct = xp.zeros_like(c) if gc_new is None else gc_new.copy()
-        if gh_new is not None:
-            gct += gh_new * o * (1 - tc * tc)
+        gh, gc = gs
+        gct = xp.zeros_like(c) if gc is None else gc.copy()
+        if gh is not None:
+            gct += gh * o * (1 - tc * tc)
         da = xp.empty_like(a)
         da[..., :H] = gct * z * i * (1 - i)
         da[..., H : 2 * H] = gct * c * f * (1 - f)
-        if gh_new is None:
+        if gh is None:
             da[..., 2 * H : 3 * H] = 0
         else:
-            da[..., 2 * H : 3 * H] = gh_new * tc * o * (1 - o)
+            da[..., 2 * H : 3 * H] = gh * tc * o * (1 - o)
         da[..., 3 * H :] = gct * i * (1 - z * z)
-        g_h = _plus(xp.matmul(da, xp.swapaxes(W, -1, -2)), gh_pass)
-        g_c = _plus(gct * f, gc_pass)
+        g_h = xp.matmul(da, xp.swapaxes(W, -1, -2))
         g_W = xp.matmul(xp.swapaxes(h, -1, -2), da)
-        return da, g_h, g_c, g_W, None
+        return da, (g_h, gct * f), (g_W,)
 
-    return (_carry(xp, mask, h_new, h), _carry(xp, mask, c_new, c)), vjp
+    return (h_new, c_new), vjp
 
 
-@op("srnn_step", multi=True)
-def srnn_step(xp, xg, h, W, mask=None, act: str = "tanh"):
-    """s_i = R_SRNN(s_{i-1}, x_i) = g(s_{i-1} W^s + x_i W^x + b), g = tanh or ReLU; y_i = s_i."""
+@op("lstm_step", multi=True)
+def lstm_step(xp, xg, h, c, W, mask=None, n=None):
+    """s_j = R_LSTM(s_{j-1}, x_j) = [c_j; h_j] with the lecture's gates plus biases.
+
+    i = sigma(.), f = sigma(.), o = sigma(.), z = tanh(x_j W^x + h_{j-1} W^h + b)
+    c_j = f * c_{j-1} + i * z,   h_j = o * tanh(c_j)
+    """
+    return run_step(xp, _lstm_core, xg, (h, c), (W,), mask, n)
+
+
+def _srnn_core(xp, xg, carry, params, act="tanh"):
+    (h,), (W,) = carry, params
     a = xp.matmul(h, W)
     a += xg
     if act == "tanh":
@@ -97,21 +129,24 @@ def srnn_step(xp, xg, h, W, mask=None, act: str = "tanh"):
         xp.maximum(a, 0, out=a)
 
     def vjp(gs):
-        gh_new, gh_pass = _split_carry(xp, mask, gs[0])
-        da = gh_new * (1 - a * a) if act == "tanh" else gh_new * (a > 0)
-        g_h = _plus(xp.matmul(da, xp.swapaxes(W, -1, -2)), gh_pass)
-        return da, g_h, xp.matmul(xp.swapaxes(h, -1, -2), da), None
+        (gh,) = gs
+        if gh is None:
+            gh = xp.zeros_like(a)
+        da = gh * (1 - a * a) if act == "tanh" else gh * (a > 0)
+        return da, (xp.matmul(da, xp.swapaxes(W, -1, -2)),), (
+            xp.matmul(xp.swapaxes(h, -1, -2), da),)
 
-    return (_carry(xp, mask, a, h),), vjp
+    return (a,), vjp
 
 
-@op("gru_step", multi=True)
-def gru_step(xp, xg, h, W, bh, mask=None):
-    """GRU in the "reset after" form of cuDNN and PyTorch (b_h is (D, 1, 3H)).
+@op("srnn_step", multi=True)
+def srnn_step(xp, xg, h, W, mask=None, n=None, act: str = "tanh"):
+    """s_i = R_SRNN(s_{i-1}, x_i) = g(s_{i-1} W^s + x_i W^x + b), g = tanh or ReLU; y_i = s_i."""
+    return run_step(xp, _srnn_core, xg, (h,), (W,), mask, n, act=act)
 
-    r = sigma(x W^xr + h W^hr + b_r),  z = sigma(x W^xz + h W^hz + b_z)
-    n = tanh(x W^xn + b_xn + r * (h W^hn + b_hn)),  h' = (1 - z) * n + z * h
-    """
+
+def _gru_core(xp, xg, carry, params):
+    (h,), (W, bh) = carry, params
     H = h.shape[-1]
     hh = xp.matmul(h, W)
     hh += bh
@@ -127,9 +162,11 @@ def gru_step(xp, xg, h, W, bh, mask=None):
     h_new += n
 
     def vjp(gs):
-        gh_new, gh_pass = _split_carry(xp, mask, gs[0])
-        gz = gh_new * (h - n)
-        dan = gh_new * (1 - z) * (1 - n * n)
+        (gh,) = gs
+        if gh is None:
+            gh = xp.zeros_like(h)
+        gz = gh * (h - n)
+        dan = gh * (1 - z) * (1 - n * n)
         dxg = xp.empty(xg.shape, dtype=xg.dtype)
         dxg[..., :H] = dan * hn * r * (1 - r)
         dxg[..., H : 2 * H] = gz * z * (1 - z)
@@ -137,21 +174,25 @@ def gru_step(xp, xg, h, W, bh, mask=None):
         dhh = dxg.copy()
         dhh[..., 2 * H :] *= r
         g_h = xp.matmul(dhh, xp.swapaxes(W, -1, -2))
-        g_h += gh_new * z
-        g_h = _plus(g_h, gh_pass)
+        g_h += gh * z
         g_W = xp.matmul(xp.swapaxes(h, -1, -2), dhh)
-        return dxg, g_h, g_W, dhh.sum(axis=-2, keepdims=True), None
+        return dxg, (g_h,), (g_W, dhh.sum(axis=-2, keepdims=True))
 
-    return (_carry(xp, mask, h_new, h),), vjp
+    return (h_new,), vjp
 
 
-@op("gru_lecture_step", multi=True)
-def gru_lecture_step(xp, xg, h, W, mask=None):
-    """GRU as in the lecture (Cho et al. 2014): the reset gate acts before the matrix.
+@op("gru_step", multi=True)
+def gru_step(xp, xg, h, W, bh, mask=None, n=None):
+    """GRU in the "reset after" form of cuDNN and PyTorch (b_h is (D, 1, 3H)).
 
-    z = sigma(x W^xz + s W^sz),  r = sigma(x W^xr + s W^sr)
-    s~ = tanh(x W^xs + (r * s) W^sg),  s' = (1 - z) * s + z * s~
+    r = sigma(x W^xr + h W^hr + b_r),  z = sigma(x W^xz + h W^hz + b_z)
+    n = tanh(x W^xn + b_xn + r * (h W^hn + b_hn)),  h' = (1 - z) * n + z * h
     """
+    return run_step(xp, _gru_core, xg, (h,), (W, bh), mask, n)
+
+
+def _gru_lecture_core(xp, xg, carry, params):
+    (h,), (W,) = carry, params
     H = h.shape[-1]
     W_rz, W_n = W[..., : 2 * H], W[..., 2 * H :]
     rz = xp.matmul(h, W_rz)
@@ -167,25 +208,36 @@ def gru_lecture_step(xp, xg, h, W, mask=None):
     h_new += h
 
     def vjp(gs):
-        gh_new, gh_pass = _split_carry(xp, mask, gs[0])
+        (gh,) = gs
+        if gh is None:
+            gh = xp.zeros_like(h)
         dxg = xp.empty(xg.shape, dtype=xg.dtype)
-        dan = gh_new * z * (1 - n * n)
+        dan = gh * z * (1 - n * n)
         dxg[..., 2 * H :] = dan
         g_rh = xp.matmul(dan, xp.swapaxes(W_n, -1, -2))
         dxg[..., :H] = g_rh * h * r * (1 - r)
-        dxg[..., H : 2 * H] = gh_new * (n - h) * z * (1 - z)
+        dxg[..., H : 2 * H] = gh * (n - h) * z * (1 - z)
         g_h = xp.matmul(dxg[..., : 2 * H], xp.swapaxes(W_rz, -1, -2))
-        g_h += gh_new * (1 - z)
+        g_h += gh * (1 - z)
         g_h += g_rh * r
-        g_h = _plus(g_h, gh_pass)
         g_W = xp.concatenate(
             [xp.matmul(xp.swapaxes(h, -1, -2), dxg[..., : 2 * H]),
              xp.matmul(xp.swapaxes(rh, -1, -2), dan)],
             axis=-1,
         )
-        return dxg, g_h, g_W, None
+        return dxg, (g_h,), (g_W,)
 
-    return (_carry(xp, mask, h_new, h),), vjp
+    return (h_new,), vjp
+
+
+@op("gru_lecture_step", multi=True)
+def gru_lecture_step(xp, xg, h, W, mask=None, n=None):
+    """GRU as in the lecture (Cho et al. 2014): the reset gate acts before the matrix.
+
+    z = sigma(x W^xz + s W^sz),  r = sigma(x W^xr + s W^sr)
+    s~ = tanh(x W^xs + (r * s) W^sg),  s' = (1 - z) * s + z * s~
+    """
+    return run_step(xp, _gru_lecture_core, xg, (h,), (W,), mask, n)
 
 
 def _reverse_rows(xp, a, rev_flat):

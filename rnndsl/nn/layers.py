@@ -140,7 +140,7 @@ class Recurrent(Module):
         record = ctx.states.setdefault(self.name, []) if ctx.record_states else None
         for t in range(T):
             with scope(f"t{t}"):
-                carry, y = step(params, carry, steps[t], info.step_mask(t))
+                carry, y = step(params, carry, steps[t], info.step_mask(t), info.step_count(t))
             if record is not None:
                 record.append(tuple(s.retain_grad() for s in carry))
             ys.append(y)

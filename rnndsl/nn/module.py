@@ -100,6 +100,9 @@ class SeqInfo:
         self.rev_flat = xp.asarray((rev * self.B + Bk.host.arange(self.B)[None, :]).reshape(-1))
         self.min_len = int(lengths.min()) if lengths.size else 0
         self._step_masks: dict[int, Any] = {}
+        # sorted longest first: at step t the first active[t] sequences are the running ones
+        self.sorted = bool(lengths.size and Bk.host.all(lengths[:-1] >= lengths[1:]))
+        self.active = [int((lengths > t).sum()) for t in range(T)]
 
     def step_mask(self, t: int) -> Any:
         """None while every sequence runs at step t (no masking cost), else (B, 1) bool."""
@@ -109,6 +112,12 @@ class SeqInfo:
         if m is None:
             m = self._step_masks[t] = self.mask[t]
         return m
+
+    def step_count(self, t: int) -> int | None:
+        """For a sorted batch, how many sequences run at step t (None: all, or not sorted)."""
+        if not self.sorted or self.active[t] == self.B:
+            return None
+        return self.active[t]
 
     def mask_as(self, dtype: Any) -> Any:
         return self.mask.astype(dtype)

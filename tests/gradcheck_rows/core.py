@@ -81,14 +81,14 @@ ROWS = {
     "lstm_step": lambda: (
         lambda xg, h, c, W: F.concat(list(apply("lstm_step", xg, h, c, W, _mask(3))), axis=-1),
         (rn(2, 3, 8), rn(2, 3, 2), rn(2, 3, 2), rn(2, 2, 8))),
-    "srnn_step": lambda: (
-        lambda xg, h, W: apply("srnn_step", xg, h, W, _mask(3), act="tanh")[0],
+    "srnn_step": lambda: (  # the shrinking-prefix form: 2 of 3 sequences still run
+        lambda xg, h, W: apply("srnn_step", xg, h, W, None, n=2, act="tanh")[0],
         (rn(2, 3, 2), rn(2, 3, 2), rn(2, 2, 2))),
     "gru_step": lambda: (
         lambda xg, h, W, b: apply("gru_step", xg, h, W, b, _mask(3))[0],
         (rn(2, 3, 6), rn(2, 3, 2), rn(2, 2, 6), rn(2, 1, 6))),
     "gru_lecture_step": lambda: (
-        lambda xg, h, W: apply("gru_lecture_step", xg, h, W, None)[0],
+        lambda xg, h, W: apply("gru_lecture_step", xg, h, W, None, n=1)[0],
         (rn(2, 3, 6), rn(2, 3, 2), rn(2, 2, 6))),
     "bi_arrange": lambda: (
         lambda a: apply("bi_arrange", a, np.array([2, 1, 0, 3, 4, 5]), D=2),
