@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use only the first N training and dev examples (a quick smoke run)")
     r.add_argument("--workers", type=int, default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
@@ -137,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
                     resume=args.resume, log=lambda s: out.print(s, markup=False),
-                    progress=bars)
+                    progress=bars, limit=args.limit)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130

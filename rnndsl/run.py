@@ -83,14 +83,16 @@ class Prepared:
 
 def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
-            log: Callable[[str], None] = print, dtype: str = "float32") -> Prepared:
+            log: Callable[[str], None] = print, dtype: str = "float32",
+            limit: int | None = None) -> Prepared:
     cfg = spec.train
     if cfg is None:
         raise RnnError("the spec has no train statement",
                        hint="add e.g. `train MODEL on DATA { epochs = 5 }`")
     graph = spec.models[cfg.model]
     decl = spec.data[cfg.data]
-    data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None)
+    data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None,
+                    limit=limit)
     for w in data.warnings:
         log(f"warning: {w}")
     settings = settings_from(cfg, epochs, seed)
@@ -136,7 +138,8 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
 
 def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
-        log: Callable[[str], None] = print, progress: Any = None) -> dict[str, Any]:
+        log: Callable[[str], None] = print, progress: Any = None,
+        limit: int | None = None) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
@@ -155,7 +158,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
         prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
                        epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
-                       log=log)
+                       log=log, limit=conf.get("limit"))
         if {k: v.to_json() for k, v in prep.data.vocabs.items()} != \
                 {k: v.to_json() for k, v in vocabs.items()}:
             raise CheckpointError(f"{run_dir}: the data changed since this run started",
@@ -163,7 +166,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     else:
         spec_path = Path(spec_path)
         spec = lang.load(str(spec_path))
-        prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log)
+        prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log, limit=limit)
         run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
                                       else ""))
     if comm.is_root and not resume:
@@ -171,7 +174,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         conf = {"spec_path": str(spec_path.resolve()), "model": prep.cfg.model,
                 "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
                 "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
-                "parameters": prep.net.parameter_count()}
+                "parameters": prep.net.parameter_count(), "limit": limit}
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
                                                                          default=str))
         checkpoint.atomic_write_text(

@@ -349,12 +349,13 @@ def gather_rows(xp, table, indices):
 
 @op("take_along")
 def take_along(xp, a, index, axis: int = 0):
-    """xp.take_along_axis(a, index, axis) with the index broadcast over trailing axes."""
+    """xp.take_along_axis(a, index, axis); ``index`` has a's number of axes."""
     y = xp.take_along_axis(a, index, axis=axis)
 
     def vjp(g):
         z = xp.zeros(a.shape, dtype=g.dtype)
-        idx = list(xp.indices(index.shape, sparse=True))
+        idx = [xp.arange(n).reshape([-1 if i == k else 1 for i in range(index.ndim)])
+               for k, n in enumerate(index.shape)]
         idx[axis] = index
         B.scatter_add(xp, z, tuple(idx), g)
         return z, None

@@ -225,7 +225,7 @@ class Tensor:
 
 
 def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
-    """Wrap an array or a Python number; numbers take ``like``'s dtype, never float64 by accident."""
+    """Wrap an array or a number; a number takes ``like``'s dtype (never float64 by accident)."""
     if isinstance(x, Tensor):
         return x
     if like is not None and not B.is_array(x):

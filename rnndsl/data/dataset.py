@@ -63,7 +63,8 @@ class TaskData:
     """Examples of one data statement, their vocabularies, and batching."""
 
     def __init__(self, name: str, reader: str, args: Mapping[str, Any],
-                 vocabs: Mapping[str, Vocab] | None = None, read_train: bool = True):
+                 vocabs: Mapping[str, Vocab] | None = None, read_train: bool = True,
+                 limit: int | None = None):
         self.name = name
         self.reader = reader
         self.args = dict(args)
@@ -75,9 +76,9 @@ class TaskData:
         self.dev: list[readers.Example] = []
         self.warnings: list[str] = []
         if read_train:
-            self.train = self.read_split("train")
+            self.train = self.read_split("train")[:limit]
             if self.args.get("dev") is not None or reader == "synthetic":
-                self.dev = self.read_split("dev")
+                self.dev = self.read_split("dev")[:limit]
         self.vocabs: dict[str, Vocab] = dict(vocabs) if vocabs else self.build_vocabs()
         if self.train and self.dev and self.kind != "lm":
             self.warnings += readers.check_labels(
