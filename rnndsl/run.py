@@ -61,8 +61,8 @@ def needs_of(graph: nx.DiGraph) -> set[str]:
     needs = set()
     for _, a in graph.nodes(data=True):
         p = a.get("params", {})
-        if a["kind"] == "input" and p.get("field") == "chars":
-            needs.add("chars")
+        if a["kind"] == "input" and p.get("field") in ("chars", "feats"):
+            needs.add(p["field"])
         if a["kind"] == "split":
             needs.add("spans")
     return needs

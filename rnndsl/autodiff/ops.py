@@ -387,28 +387,36 @@ def dropout(xp, a, p: float, rng: Any, noise_shape: tuple[int, ...] | None = Non
 
 
 # --- losses ---------------------------------------------------------------------------------------
+def _add_at_targets(xp, a, targets, value):
+    """a[..., targets] += value, one entry per row of the last axis (rows are distinct)."""
+    C = a.shape[-1]
+    flat = a.reshape(-1, C)
+    rows = xp.arange(flat.shape[0])
+    flat[rows, targets.reshape(-1)] += value if not hasattr(value, "reshape") \
+        else value.reshape(-1)
+
+
 @op("softmax_cross_entropy")
 def softmax_cross_entropy(xp, logits, targets, valid=None):
     """Per-example -log softmax(logits)[target] over the last axis; 0 where ``valid`` is False.
 
     logits (..., C) float, targets (...) int, valid (...) bool or None. Returns (...).
     """
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    lse = xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
-    logp = shifted - lse
+    m = logits.max(axis=-1, keepdims=True)
+    e = xp.exp(logits - m)
+    s = e.sum(axis=-1, keepdims=True)
     safe_t = targets if valid is None else xp.where(valid, targets, 0)
-    picked = xp.take_along_axis(logp, safe_t[..., None], axis=-1)[..., 0]
-    loss = -picked
+    picked = xp.take_along_axis(logits, safe_t[..., None], axis=-1) - m - xp.log(s)
+    loss = -picked[..., 0]
     if valid is not None:
         loss = loss * valid
 
     def vjp(g):
-        grad = xp.exp(logp)
-        xp.put_along_axis(
-            grad, safe_t[..., None], xp.take_along_axis(grad, safe_t[..., None], -1) - 1, axis=-1
-        )
+        grad = e / s  # the softmax
+        _add_at_targets(xp, grad, safe_t, -1)
         scale = g if valid is None else g * valid
-        return grad * scale[..., None], None, None
+        grad *= scale[..., None]
+        return grad, None, None
 
     return loss, vjp
 
@@ -419,18 +427,18 @@ def multiclass_hinge(xp, scores, targets, margin: float = 1.0):
     t = targets[..., None]
     s_t = xp.take_along_axis(scores, t, axis=-1)
     others = scores.copy()
-    xp.put_along_axis(others, t, -xp.inf, axis=-1)
-    j = others.argmax(axis=-1)[..., None]
-    s_j = xp.take_along_axis(scores, j, axis=-1)
+    _add_at_targets(xp, others, targets, -xp.inf)
+    j = others.argmax(axis=-1)
+    s_j = xp.take_along_axis(scores, j[..., None], axis=-1)
     raw = (margin + s_j - s_t)[..., 0]
     active = (raw > 0).astype(scores.dtype)
     loss = raw * active
 
     def vjp(g):
         grad = xp.zeros_like(scores)
-        w = (g * active)[..., None]
-        xp.put_along_axis(grad, j, w, axis=-1)
-        xp.put_along_axis(grad, t, xp.take_along_axis(grad, t, -1) - w, axis=-1)
+        w = g * active
+        _add_at_targets(xp, grad, j, w)
+        _add_at_targets(xp, grad, targets, -w)
         return grad, None
 
     return loss, vjp

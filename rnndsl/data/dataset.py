@@ -100,8 +100,10 @@ class TaskData:
         if self.reader == "conllu":
             return readers.read_conllu(src, tags=str(a.get("tags", "upos")), encoding=enc)
         if self.reader == "conll":
+            fc = a.get("feature_column")
             return readers.read_conll(src, word_column=int(a.get("word_column", 0)),
-                                      tag_column=int(a.get("tag_column", -1)), encoding=enc)
+                                      tag_column=int(a.get("tag_column", -1)), encoding=enc,
+                                      feature_column=None if fc is None else int(fc))
         if self.reader == "classification":
             return readers.read_classification(
                 src, format=str(a.get("format", "lines")),
@@ -125,6 +127,8 @@ class TaskData:
         v = {"words": Vocab.build(words, min_count=min_count, specials=specials,
                                   lowercase=self.lowercase),
              "chars": Vocab.build_chars(words, specials=specials)}
+        if self.train[0].feats is not None:
+            v["feats"] = Vocab.build([ex.feats or () for ex in self.train], specials=specials)
         if self.kind == "tagging":
             v["tags"] = Vocab.labels(ex.tags for ex in self.train)
         elif self.kind == "classification":
@@ -134,6 +138,8 @@ class TaskData:
     def sizes(self) -> dict[str, int]:
         out = {f"{self.name}.words": len(self.vocabs["words"]),
                f"{self.name}.chars": len(self.vocabs["chars"])}
+        if "feats" in self.vocabs:
+            out[f"{self.name}.feats"] = len(self.vocabs["feats"])
         if "tags" in self.vocabs:
             out[f"{self.name}.tags"] = len(self.vocabs["tags"])
         if "labels" in self.vocabs:
@@ -186,6 +192,13 @@ class TaskData:
         inputs: dict[str, Any] = {f"{self.name}.words": TokenValue(xp.asarray(ids), info)}
         if "chars" in needs:
             inputs[f"{self.name}.chars"] = self._chars(exs, info, xp)
+        if "feats" in needs:
+            fv = self.vocabs["feats"]
+            fid = np.zeros((T, B), dtype=np.int64)
+            for b, ex in enumerate(exs):
+                if ex.feats:
+                    fid[: len(ex.feats), b] = fv.encode(ex.feats)
+            inputs[f"{self.name}.feats"] = TokenValue(xp.asarray(fid), info)
         if "spans" in needs:
             inputs["__spans__"] = self._spans(exs, T, B, xp)
         targets, valid = None, None

@@ -37,6 +37,7 @@ class Example:
     label: str | None = None
     source: str = ""
     line: int = 0
+    feats: tuple[str, ...] | None = None  # an extra input column per token (e.g. the POS tag)
 
     def __post_init__(self) -> None:
         if self.tags is not None and len(self.tags) != len(self.words):
@@ -205,25 +206,29 @@ def read_conll(
     tag_column: int | None = -1,
     sep: str | None = None,
     encoding: str = "utf-8",
+    feature_column: int | None = None,
 ) -> list[Example]:
     """Read a CoNLL column file (`word POS chunk`, one token a line) into one Example per sentence.
 
     Columns are split on `sep` (None: any whitespace) and counted from 0; negative indices count
-    from the end, as in Python. `tag_column=None` reads words only. A blank line ends a sentence;
+    from the end, as in Python. `tag_column=None` reads words only; `feature_column` (e.g. 1, the
+    POS tag of CoNLL-2000) is kept as `Example.feats`. A blank line ends a sentence;
     `-DOCSTART-` lines are skipped. All rows of a sentence must have the same number of columns.
     """
     out: list[Example] = []
     words: list[str] = []
     tag_list: list[str] = []
+    feat_list: list[str] = []
     start = width = 0
-    word_i = tag_i = 0
+    word_i = tag_i = feat_i = 0
 
     def flush() -> None:
-        nonlocal words, tag_list, start
+        nonlocal words, tag_list, feat_list, start
         if words:
             tags = tuple(tag_list) if tag_column is not None else None
-            out.append(Example(tuple(words), tags, source=str(path), line=start))
-        words, tag_list, start = [], [], 0
+            feats = tuple(feat_list) if feature_column is not None else None
+            out.append(Example(tuple(words), tags, source=str(path), line=start, feats=feats))
+        words, tag_list, feat_list, start = [], [], [], 0
 
     for n, line in iter_lines(path, encoding):
         if not line.strip():
@@ -236,6 +241,8 @@ def read_conll(
         if not words:
             start, width = n, len(cols)
             word_i, tag_i = _check_columns(path, n, width, word_column, tag_column)
+            if feature_column is not None:
+                feat_i = _check_columns(path, n, width, feature_column, None)[0]
         elif len(cols) != width:
             raise DataError(
                 f"{path}:{n}: line has {len(cols)} columns, but the first line of its sentence "
@@ -246,6 +253,8 @@ def read_conll(
         words.append(cols[word_i])
         if tag_column is not None:
             tag_list.append(cols[tag_i])
+        if feature_column is not None:
+            feat_list.append(cols[feat_i])
     flush()
     return _nonempty(out, path, "blank lines and -DOCSTART- lines")
 
