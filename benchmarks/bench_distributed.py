@@ -24,6 +24,7 @@ def worker(workload: str, steps: int) -> None:
 
     sys.path.insert(0, HERE)
     from common import tagger_graph
+
     from rnndsl.data.dataset import Batch
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network

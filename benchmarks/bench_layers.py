@@ -31,8 +31,8 @@ def main() -> None:
 
     import numpy as np
     import torch
-
     from common import gemm_peak_gflops, summarize, tagger_graph
+
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
     from rnndsl.train.optim import Adam

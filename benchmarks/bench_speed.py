@@ -40,6 +40,7 @@ def build(workload: str, gpu: bool):
 
     sys.path.insert(0, HERE)
     from common import tagger_graph
+
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
     from rnndsl.train.optim import SGD, Adam

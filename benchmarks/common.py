@@ -28,7 +28,8 @@ def summarize(xs: list[float]) -> str:
 
 
 def tagger_graph(vocab: int, emb: int, hidden: int, layers: int, tags: int,
-                 cell: str = "lstm", bidirectional: bool = True, head: str = "softmax") -> nx.DiGraph:
+                 cell: str = "lstm", bidirectional: bool = True,
+                 head: str = "softmax") -> nx.DiGraph:
     """The IR of embed -> {bi}lstm x layers -> softmax/crf over tags, for benchmarks."""
     g = nx.DiGraph()
     g.add_node("words", kind="input", params={"dataset": "d", "field": "words"},

@@ -21,7 +21,7 @@ from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, RnnError
 from .nn.network import Network
 from .train import checkpoint
-from .train.loop import TrainSettings, Trainer, evaluate, load_weights
+from .train.loop import Trainer, TrainSettings, evaluate, load_weights
 from .train.optim import make_optimizer
 
 
@@ -100,8 +100,8 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
         if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
-            from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
             from .autodiff.backend import host_rng  # noqa: PLC0415
+            from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
 
             words, vecs = load_vectors(p["pretrained"], format=str(p.get("format", "auto")))
             _, fld = field_key(p.get("source") or p.get("field"))
@@ -326,7 +326,6 @@ def _read_json(path: Path) -> dict:
 def load_run(run_dir: str | Path, backend: str | None = None,
              log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
     """Rebuild a run's network from its spec copy and vocabularies and load its best weights."""
-    from . import lang  # noqa: PLC0415
 
     run_dir = Path(run_dir)
     conf = _read_json(run_dir / "config.json")

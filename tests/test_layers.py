@@ -6,12 +6,12 @@ import pytest
 import rnndsl
 from rnndsl import Tensor
 from rnndsl.autodiff import check_grads
+from rnndsl.autodiff.backend import get_backend
 from rnndsl.nn.heads import SoftmaxHead
 from rnndsl.nn.layers import Init
 from rnndsl.nn.module import RunContext, SeqInfo, SeqValue
 from rnndsl.nn.probe import state_gradient_norms
 from rnndsl.nn.selfcheck import PIPELINES, check_network_grads
-from rnndsl.autodiff.backend import get_backend
 
 CELLS = ["srnn(d=3)", "srnn(d=3, act=relu)", "lstm(d=3)", "gru(d=3)", 'gru(d=3, reset="after")']
 

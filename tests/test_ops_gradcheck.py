@@ -3,11 +3,11 @@
 import importlib
 import pkgutil
 
+import gradcheck_rows
 import pytest
 
-import gradcheck_rows
-from rnndsl.autodiff import OPS, check_grads
 import rnndsl.nn.kernels  # noqa: F401  (registers the fused ops)
+from rnndsl.autodiff import OPS, check_grads
 
 try:  # the CRF registers its own ops
     import rnndsl.nn.crf  # noqa: F401

@@ -78,7 +78,8 @@ class CRFHead(Module):
         self.proj = self.add_child("proj", Linear(f"{name}.proj", d_in, n, init))
         params = {k: self.add_param(k, init.uniform(shape, 0.1))
                   for k, shape in (("trans", (n, n)), ("start", (n,)), ("end", (n,)))}
-        use_scheme = scheme if (tag_names is not None and scheme not in ("none", "auto")) else "none"
+        named = tag_names is not None and scheme not in ("none", "auto")
+        use_scheme = scheme if named else "none"
         self.crf = CRF(list(tag_names) if use_scheme != "none" else n, use_scheme,
                        backend=init.backend, constrain=constraints, parameters=params)
         self.n = n

@@ -1,4 +1,4 @@
-"""Checkpoints: weights in .npz (loaded with pickle disabled) plus JSON metadata, written atomically.
+"""Checkpoints: weights in .npz (read with pickle disabled) plus JSON metadata, written atomically.
 
 A checkpoint named ``last`` is two files in the run's ``ckpt/`` folder: ``last-<step>.npz`` (the
 arrays) and ``last.json`` (metadata, including the weights file's name and its SHA-256). Each file
