@@ -183,14 +183,15 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     comm.barrier()
     net, cfg = prep.net, prep.cfg
     apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
-    if getattr(cfg, "pretrained", None) and not resume:
-        transfer(net, Path(cfg.pretrained), prep.data, log)
-    opt_name, opt_args = call_parts(getattr(cfg, "optimizer", None), "adam")
-    trainable = {k: p for k, p in net.named_parameters().items() if not p.frozen}
-    opt = make_optimizer(opt_name, trainable, weight_decay=float(
-        getattr(cfg, "weight_decay", 0.0) or 0.0), **opt_args)
-    trainer = Trainer(net, prep.data, opt, prep.settings, run_dir, log=log, progress=progress,
-                      needs=prep.needs, comm=comm)
+    new_params = None
+    if getattr(cfg, "pretrained", None):
+        new_params = transfer(net, Path(cfg.pretrained), prep.data, log if not resume else
+                              (lambda s: None))
+    if getattr(cfg, "chain_thaw", False):
+        trainer = chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
+        return finish(trainer, run_dir, log) if comm.is_root else {}
+    trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
+                      progress=progress, needs=prep.needs, comm=comm)
     if resume:
         trainer.restore("last")
         log(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
@@ -203,6 +204,76 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if not comm.is_root:
         return {}
     return finish(trainer, run_dir, log)
+
+
+def make_opt(cfg: Any, net: Network) -> Any:
+    """The spec's optimizer over the parameters that are not frozen."""
+    opt_name, opt_args = call_parts(getattr(cfg, "optimizer", None), "adam")
+    trainable = {k: p for k, p in net.named_parameters().items() if not p.frozen}
+    return make_optimizer(opt_name, trainable, weight_decay=float(
+        getattr(cfg, "weight_decay", 0.0) or 0.0), **opt_args)
+
+
+def chain_thaw_stages(net: Network, new_params: list[str] | None) -> list[tuple[str, list[str]]]:
+    """DeepMoji's chain-thaw: (a) the new layers, (b) each other layer alone, first to last,
+    (c) everything. Without pretrained weights the "new" layer is the output head."""
+    params = net.named_parameters()
+    layers = [n for n in net.order if n in net.modules and net.modules[n].named_parameters()]
+    if new_params is None:
+        new_params = [k for k in params if k.startswith(f"{net.output}.")]
+    new_set = set(new_params)
+    stages = [("the new layers", sorted(new_set))] if new_set else []
+    for n in layers:
+        names = [k for k in params if k.startswith(f"{n}.") and k not in new_set]
+        if names:
+            stages.append((f"layer {n}", names))
+    stages.append(("all layers", list(params)))
+    return stages
+
+
+def chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None,
+               log: Callable[[str], None], progress: Any, comm: Any, resume: bool) -> Trainer:
+    """Fine-tune stage by stage (Felbo et al. 2017), each stage with its own optimizer and early
+    stopping on dev; the best weights of a stage start the next. Stage k runs in run_dir/stageK."""
+    net, cfg = prep.net, prep.cfg
+    params = net.named_parameters()
+    frozen_by_spec = {k for k, p in params.items() if p.frozen}
+    stages = chain_thaw_stages(net, new_params)
+    history: list[dict] = []
+    trainer = None
+    for k, (label, names) in enumerate(stages):
+        sdir = run_dir / f"stage{k + 1}"
+        sdir.mkdir(parents=True, exist_ok=True)
+        for name, p in params.items():
+            p.frozen = name not in names or name in frozen_by_spec
+            p.requires_grad = not p.frozen
+        trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, sdir, log=log,
+                          progress=progress, needs=prep.needs, comm=comm)
+        if (sdir / "done").exists():  # finished before an interruption: take its best weights
+            arrays, _ = checkpoint.load(sdir / "ckpt", "best")
+            load_weights(net, arrays)
+            _, meta = checkpoint.load(sdir / "ckpt", "last")
+            history += [{**r, "stage": k + 1} for r in meta["state"]["history"]]
+            continue
+        if resume and checkpoint.exists(sdir / "ckpt", "last"):
+            trainer.restore("last")
+        log(f"chain-thaw step {k + 1}/{len(stages)}: training {label}")
+        trainer.train()
+        arrays, _ = checkpoint.load(sdir / "ckpt", "best")
+        load_weights(net, arrays)
+        history += [{**r, "stage": k + 1} for r in trainer.state.history]
+        if comm.is_root:
+            checkpoint.atomic_write_text(sdir / "done", "\n")
+    for p in params.values():
+        p.frozen = False
+        p.requires_grad = True
+    final = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
+                    progress=progress, needs=prep.needs, comm=comm)
+    final.state.history = history
+    final.state.epoch = len(history)
+    final.save("best")
+    final.save("last")
+    return final
 
 
 def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -266,8 +337,10 @@ def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:
             raise RnnError(f"freeze: no layer belongs to {name!r}")
 
 
-def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]) -> None:
-    """Initialise from another run's best weights: same names and shapes; embedding rows by word."""
+def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]) -> list[str]:
+    """Initialise from another run's best weights: same names and shapes; embedding rows by word.
+
+    Returns the names of the parameters that stayed new (not found in the source run)."""
     arrays, _ = checkpoint.load(src / "ckpt", "best")
     try:
         src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
@@ -295,6 +368,7 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
             skipped.append(name)
     log(f"pretrained weights from {src}: {loaded} tensors loaded"
         + (f", {len(skipped)} new ({', '.join(skipped[:4])}...)" if skipped else ""))
+    return skipped
 
 
 def Bk_host_copy(a: Any) -> Any:

@@ -212,3 +212,35 @@ def test_bad_spec_exits_2_with_position_and_no_traceback(tmp_path):
 def test_help_works():
     r = cli("--help")
     assert r.returncode == 0 and "run" in r.stdout and "render" in r.stdout
+
+
+CHAIN = """
+data toy = synthetic(task=first_token, n=4, vocab=6, size=120, seed=0)
+enc = embed(toy.words, d=8) |> bilstm(d=8) |> stack(2, skip=true) |> attention
+model = enc |> softmax(toy.labels)
+train model on toy {{ optimizer = adam(lr=0.01) epochs = 1 batch = 16 seed = 1
+                     chain_thaw = true {extra} }}
+"""
+
+
+def test_chain_thaw_trains_new_layers_then_each_layer_then_all(tmp_path):
+    src = tmp_path / "pre.rnn"
+    # a pretraining model of its own name: its head is not the target model's head
+    src.write_text(CHAIN.format(extra="").replace("chain_thaw = true", "")
+                   .replace("model", "source_task"))
+    run(src, out=str(tmp_path / "pre"), log=quiet)
+    spec = tmp_path / "ct.rnn"
+    spec.write_text(CHAIN.format(extra=f'pretrained = "{tmp_path / "pre"}"'))
+    lines = []
+    run(spec, out=str(tmp_path / "ct"), log=lines.append)
+    steps = [s for s in lines if s.startswith("chain-thaw step")]
+    # the head is new; embed, 2 bilstm layers and the attention are thawed one at a time
+    assert steps[0].endswith("training the new layers")
+    assert steps[-1].endswith("training all layers")
+    assert len(steps) == 6
+    pre, _ = checkpoint.load(tmp_path / "pre" / "ckpt", "best")
+    s1, _ = checkpoint.load(tmp_path / "ct" / "stage1" / "ckpt", "best")
+    for k in pre:  # step (a) changes only the new head; everything else keeps its pretrained value
+        if k.startswith("param::") and ".4.attention." in k:
+            np.testing.assert_array_equal(pre[k], s1[k])
+    checkpoint.load(tmp_path / "ct" / "ckpt", "best")
