@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tensor import Node, Tensor, add_grads
+from .tensor import Node, RowSparse, Tensor, add_grads, dense
 
 
 def topological_nodes(root: Node) -> list[Node]:
@@ -64,6 +64,8 @@ def backward(root: Tensor, seed: Any = None, retain_graph: bool = False) -> None
             for i, t in node.retained.items():
                 if gs[i] is not None:
                     t._grad, t._grad_owned = gs[i], False
+        # deferred or row-sparse cotangents are for leaves; an op's vjp gets plain arrays
+        gs = [g.to_dense() if isinstance(g, RowSparse) else dense(g) for g in gs]
         grads = node.vjp(tuple(gs)) if node.multi else node.vjp(gs[0])
         for p, g in zip(node.parents, grads):
             if p is None or g is None or not p.requires_grad:

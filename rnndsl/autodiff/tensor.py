@@ -84,6 +84,39 @@ class RowSparse:
     __radd__ = __add__
 
 
+class OuterGrad:
+    """A deferred weight gradient sum_i a_i^T b_i (batched over leading axes).
+
+    Each step of an unrolled layer adds one outer product h_{t-1}^T da_t to the same weight;
+    kept as pairs, they become one large matrix product when the gradient is read, instead of
+    one small product per step.
+    """
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list):
+        self.pairs = pairs
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        a, b = self.pairs[0]
+        return a.shape[:-2] + (a.shape[-1], b.shape[-1])
+
+    def materialize(self) -> Any:
+        xp = B.namespace_of(self.pairs[0][0])
+        if len(self.pairs) == 1:
+            a, b = self.pairs[0]
+        else:
+            a = xp.concatenate([p[0] for p in self.pairs], axis=-2)
+            b = xp.concatenate([p[1] for p in self.pairs], axis=-2)
+        return xp.matmul(xp.swapaxes(a, -1, -2), b)
+
+
+def dense(g: Any) -> Any:
+    """A cotangent as a plain array (deferred outer products are multiplied out)."""
+    return g.materialize() if isinstance(g, OuterGrad) else g
+
+
 def add_grads(a: Any, b: Any, a_owned: bool) -> tuple[Any, bool]:
     """a + b for gradients that may be dense arrays or RowSparse; returns (sum, owned).
 
@@ -93,6 +126,12 @@ def add_grads(a: Any, b: Any, a_owned: bool) -> tuple[Any, bool]:
     """
     if a is None:
         return b, False
+    if isinstance(a, OuterGrad) or isinstance(b, OuterGrad):
+        if isinstance(a, OuterGrad) and isinstance(b, OuterGrad):
+            return OuterGrad(a.pairs + b.pairs), False
+        if isinstance(a, OuterGrad):
+            a, a_owned = a.materialize(), True
+        b = dense(b)
     if isinstance(a, RowSparse) or isinstance(b, RowSparse):
         if isinstance(a, RowSparse) and not isinstance(b, RowSparse):
             a, b, a_owned = b, a, False
@@ -186,6 +225,9 @@ class Tensor:
         if isinstance(g, RowSparse):
             g = self._grad = g.to_dense()
             self._grad_owned = True
+        elif isinstance(g, OuterGrad):
+            g = self._grad = g.materialize()
+            self._grad_owned = True
         return g
 
     @grad.setter
@@ -196,6 +238,8 @@ class Tensor:
     @property
     def raw_grad(self) -> Any:
         """The gradient as accumulated: a dense array or a RowSparse (for embeddings)."""
+        if isinstance(self._grad, OuterGrad):
+            return self.grad
         return self._grad
 
     def zero_grad(self) -> None:

@@ -16,6 +16,7 @@ Internal gate orders: LSTM (i, f, o, z) so the three sigmoids are one contiguous
 from __future__ import annotations
 
 from ..autodiff.ops import op
+from ..autodiff.tensor import OuterGrad
 
 
 def _sigmoid_(xp, a):
@@ -103,8 +104,8 @@ def _lstm_core(xp, xg, carry, params):
             da[..., 2 * H : 3 * H] = gh * tc * o * (1 - o)
         da[..., 3 * H :] = gct * i * (1 - z * z)
         g_h = xp.matmul(da, xp.swapaxes(W, -1, -2))
-        g_W = xp.matmul(xp.swapaxes(h, -1, -2), da)
-        return da, (g_h, gct * f), (g_W,)
+        # dW = h^T da, summed with the other steps' in one product when it is read
+        return da, (g_h, gct * f), (OuterGrad([(h, da)]),)
 
     return (h_new, c_new), vjp
 
@@ -133,8 +134,7 @@ def _srnn_core(xp, xg, carry, params, act="tanh"):
         if gh is None:
             gh = xp.zeros_like(a)
         da = gh * (1 - a * a) if act == "tanh" else gh * (a > 0)
-        return da, (xp.matmul(da, xp.swapaxes(W, -1, -2)),), (
-            xp.matmul(xp.swapaxes(h, -1, -2), da),)
+        return da, (xp.matmul(da, xp.swapaxes(W, -1, -2)),), (OuterGrad([(h, da)]),)
 
     return (a,), vjp
 
@@ -175,8 +175,7 @@ def _gru_core(xp, xg, carry, params):
         dhh[..., 2 * H :] *= r
         g_h = xp.matmul(dhh, xp.swapaxes(W, -1, -2))
         g_h += gh * z
-        g_W = xp.matmul(xp.swapaxes(h, -1, -2), dhh)
-        return dxg, (g_h,), (g_W, dhh.sum(axis=-2, keepdims=True))
+        return dxg, (g_h,), (OuterGrad([(h, dhh)]), dhh.sum(axis=-2, keepdims=True))
 
     return (h_new,), vjp
 
