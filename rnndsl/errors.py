@@ -160,3 +160,16 @@ class TorchStateError(RnnError):
     """PyTorch weights do not fit this network (names, shapes, or a cell PyTorch lacks)."""
 
     exit_code = 2
+
+
+class RenderError(RnnError):
+    """A picture cannot be drawn as asked (no input sentence, an unknown format, a model part
+    the unrolled view does not draw yet); the message says what to change."""
+
+    exit_code = 2
+
+
+class GraphvizMissing(RnnError):
+    """Graphviz's ``dot`` program is not installed, so only the DOT text could be written."""
+
+    exit_code = 1
