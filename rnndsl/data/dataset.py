@@ -42,6 +42,7 @@ class Batch:
     lengths: np.ndarray
     indices: list[int]
     n_tokens: int
+    inputs_mask: Any = None  # (T, B) bool: t < length[b]
     global_tokens: float = 0.0  # counts of the whole global batch, the divisors of a mean loss
     global_seqs: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -215,7 +216,8 @@ class TaskData:
             lab = np.array([lv.index(ex.label) if ex.label in lv else -1 for ex in exs])
             targets = xp.asarray(np.maximum(lab, 0))
             valid = xp.asarray(lab >= 0) if (lab < 0).any() else None
-        return Batch(inputs, targets, valid, lengths, list(idx), int(lengths.sum()))
+        return Batch(inputs, targets, valid, lengths, list(idx), int(lengths.sum()),
+                     inputs_mask=info.mask[..., 0])
 
     def _chars(self, exs: Sequence[readers.Example], outer: Any, xp: Any) -> Any:
         from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415

@@ -82,12 +82,20 @@ def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tenso
     head = net.head
     out = values[net.output]
     scores = head.scores(out)
-    total = head.loss(scores, batch.targets, batch.valid, reduction="sum")
+    total = head.loss(scores, batch.targets, _valid_for(head, batch), reduction="sum")
     if reduction == "sum":
         return total
     per_sequence = isinstance(head, CRFHead) or isinstance(out, VecValue)
     n = batch.global_seqs if per_sequence else batch.global_tokens
     return total / max(n, 1.0)
+
+
+def _valid_for(head: Any, batch: Batch) -> Any:
+    """The positions a head scores: a CRF scores whole sequences (every position up to each
+    length, even a dev tag train never saw), a softmax only the positions with a known target."""
+    if isinstance(head, CRFHead) and batch.valid is not None:
+        return batch.inputs_mask
+    return batch.valid
 
 
 def predict_batch(net: Network, batch: Batch, ctx: RunContext) -> tuple[Any, Any, float, int]:
@@ -96,14 +104,14 @@ def predict_batch(net: Network, batch: Batch, ctx: RunContext) -> tuple[Any, Any
     head = net.head
     out = values[net.output]
     scores = head.scores(out)
-    loss = head.loss(scores, batch.targets, batch.valid, reduction="sum")
+    loss = head.loss(scores, batch.targets, _valid_for(head, batch), reduction="sum")
     if isinstance(out, VecValue):
         pred = Bk.to_host(head.predict(scores))
         return pred, Bk.to_host(batch.targets), float(loss.item()), len(batch.indices)
     valid = batch.valid if batch.valid is not None else net.backend.xp.ones(
         batch.targets.shape, dtype=bool)
     if isinstance(head, CRFHead):
-        paths = head.decode(scores, valid)
+        paths = head.decode(scores, _valid_for(head, batch))
     else:
         p = Bk.to_host(head.predict(scores))  # (T, B)
         paths = [p[: int(n), b].tolist() for b, n in enumerate(batch.lengths)]
