@@ -13,7 +13,7 @@ $(BIN)/python:
 $(VENV)/.deps: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# PyTorch is the test oracle and the benchmark reference (CPU build, pinned); not a run-time dependency
-	$(BIN)/python -m pip install -q 'torch==2.13.0' || echo "torch not installed: live PyTorch comparisons will be skipped"
+	$(BIN)/python -m pip install -q 'torch==2.13.0' 'pytorch-crf==0.7.2' || echo "torch not installed: live PyTorch comparisons will be skipped"
 	touch $@
 
 dot:
