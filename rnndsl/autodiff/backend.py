@@ -87,11 +87,6 @@ def namespace_of(a: Any) -> ModuleType:
     return numpy
 
 
-def backend_of(a: Any) -> Backend:
-    xp = namespace_of(a)
-    return Backend("cupy" if xp is not numpy else "numpy", xp)
-
-
 def to_host(a: Any) -> numpy.ndarray:
     """Copy an array to a NumPy array (no copy when it already is one)."""
     if type(a).__module__.startswith("cupy"):

@@ -11,7 +11,7 @@ from typing import Any
 from ..autodiff import functional as F
 from ..autodiff.tensor import Tensor
 from .layers import Init, Linear
-from .module import Module, SeqValue, VecValue
+from .module import Module
 
 
 def reduce_loss(per_item: Tensor, valid: Any, reduction: str, weights: Any = None) -> Tensor:
@@ -55,12 +55,6 @@ class SoftmaxHead(Module):
 
     def probabilities(self, scores: Tensor) -> Any:
         return F.softmax(scores.detach(), axis=-1).data
-
-
-def head_input(value: Any) -> Any:
-    if isinstance(value, (SeqValue, VecValue)):
-        return value
-    raise TypeError(f"a head needs a sequence or a vector, got {type(value).__name__}")
 
 
 class CRFHead(Module):

@@ -72,9 +72,6 @@ class Embedding(Module):
             out = F.dropout(out, self.dropout, ctx.rng)
         return out
 
-    def forward(self, ids: Any, info: SeqInfo, ctx: RunContext) -> SeqValue:
-        return SeqValue(self.lookup(ids, ctx), info)
-
 
 class Recurrent(Module):
     """RNN* over a padded batch: y_{1:n} = RNN*(x_{1:n}; s_0), one direction or two.
