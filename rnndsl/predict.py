@@ -35,6 +35,10 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
     if data.kind == "lm":
         raise DataError("predict works for taggers and classifiers; this run is a language model",
                         hint="use `rnndsl eval RUN_DIR FILE` for perplexity")
+    if "feats" in prep.needs and fmt != "input":
+        raise DataError("this model also reads a feature column (feature_column in the spec), "
+                        "which raw text does not have",
+                        hint="give a file in the data's own column format with --format input")
     if fmt == "input" and file != "-":
         examples = data.read_file(file)
     elif file == "-":
