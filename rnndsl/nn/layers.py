@@ -58,6 +58,7 @@ class Embedding(Module):
             table[0] = 0
         self.table = self.add_param("weight", table)
         self.table.frozen = freeze
+        self.table.sparse_grad = True
         self.dropout = dropout
         self.word_dropout = word_dropout
         self.unk_index = unk_index

@@ -16,11 +16,12 @@ from ..autodiff.tensor import Tensor
 class Parameter(Tensor):
     """A leaf tensor the optimizer updates; ``.value`` is its array, ``.frozen`` skips updates."""
 
-    __slots__ = ("frozen",)
+    __slots__ = ("frozen", "sparse_grad")
 
     def __init__(self, data: Any, name: str | None = None):
         super().__init__(data, requires_grad=True, name=name)
         self.frozen = False
+        self.sparse_grad = False  # an embedding table: its gradient is row-sparse
 
     @property
     def value(self) -> Any:

@@ -38,6 +38,9 @@ class LocalComm:
     def allreduce_(self, buf: np.ndarray) -> np.ndarray:
         return buf
 
+    def allgatherv(self, local: np.ndarray) -> np.ndarray:
+        return local
+
     def bcast_str(self, s: str) -> str:
         return s
 
@@ -66,10 +69,20 @@ class MpiComm:
         return self.rank == 0
 
     def _wait(self, req: Any, what: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        delay = 1e-5
+        """Wait for a non-blocking collective, at most ``timeout`` seconds.
+
+        MPI progresses a non-blocking collective only inside Test(), so the first half second
+        polls without sleeping; after that the polls back off to at most 10 ms apart.
+        """
+        start = time.monotonic()
+        spin_until = start + 0.5
+        deadline = start + self.timeout
+        delay = 1e-4
         while not req.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now < spin_until:
+                continue
+            if now > deadline:
                 msg = (f"rank {self.rank}: {what} did not complete within {self.timeout:.0f} s; "
                        "another rank has probably died. Stopping all ranks.")
                 print(msg, file=sys.stderr, flush=True)
@@ -83,6 +96,20 @@ class MpiComm:
         req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
         self._wait(req, "a gradient allreduce")
         return buf
+
+    def allgatherv(self, local: np.ndarray) -> np.ndarray:
+        """Every rank's rows of ``local`` (any count per rank), concatenated in rank order."""
+        local = np.ascontiguousarray(local)
+        counts = np.zeros(self.size, dtype=np.int64)
+        self._wait(self.comm.Iallgather(np.array([local.shape[0]], dtype=np.int64), counts),
+                   "a row-count exchange")
+        row = int(np.prod(local.shape[1:])) if local.ndim > 1 else 1
+        out = np.empty((int(counts.sum()),) + local.shape[1:], dtype=local.dtype)
+        sizes = counts * row
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self._wait(self.comm.Iallgatherv(local, [out, (sizes, offsets)]),
+                   "a row-sparse gradient exchange")
+        return out
 
     def bcast_str(self, s: str) -> str:
         data = np.frombuffer(s.encode("utf-8"), dtype=np.uint8).copy() if self.is_root else None
@@ -118,44 +145,43 @@ def shard(indices: Sequence[int], rank: int, size: int) -> list[int]:
 
 
 def allreduce_grads(comm: Any, params: Mapping[str, Any], xp: Any) -> None:
-    """Sum every parameter's gradient over the ranks with one flat allreduce.
+    """Sum every parameter's gradient over the ranks.
 
-    A row-sparse gradient (an embedding) travels dense together with a count of the rows each
-    rank used, and comes back row-sparse over the union of those rows, so the optimizer's lazy
-    row update is the same as in a one-process run.
+    Dense gradients travel in one flat allreduce. A row-sparse gradient (an embedding) travels
+    as its rows: each rank's (row index, values) pairs are gathered by every rank, so only the
+    rows a batch used are sent, and the optimizer's lazy row update is the same as in one process.
     """
     if comm.size == 1:
         return
     names = sorted(params)
     parts: list[np.ndarray] = []
-    layout = []
+    dense_names = []
     for k in names:
         p = params[k]
         g = p.raw_grad
-        sparse = isinstance(g, RowSparse)
-        if sparse:
-            used = np.zeros(p.shape[0])
-            used[Bk.to_host(g.indices)] = 1
-            g = g.to_dense()
+        if isinstance(g, RowSparse) or (g is None and getattr(p, "sparse_grad", False)):
+            sp = g.coalesce() if g is not None else None
+            idx = np.zeros(0, np.int64) if sp is None else Bk.to_host(sp.indices).astype(np.int64)
+            val = np.zeros((0,) + tuple(p.shape[1:]), dtype=p.dtype) if sp is None \
+                else Bk.to_host(sp.values)
+            rows, vals = comm.allgatherv(idx), comm.allgatherv(val)
+            p._grad = RowSparse(xp.asarray(rows), xp.asarray(vals), tuple(p.shape))
+            p._grad_owned = False
+            continue
         arr = np.zeros(p.shape, dtype=p.dtype) if g is None else Bk.to_host(g)
         parts.append(arr.reshape(-1).astype(np.float64 if p.dtype == np.float64 else np.float32))
-        if sparse:
-            parts.append(used.astype(parts[-1].dtype))
-        layout.append((k, tuple(p.shape), sparse))
+        dense_names.append(k)
+    if not parts:
+        return
     flat = np.concatenate(parts)
     comm.allreduce_(flat)
     off = 0
-    for k, shape, sparse in layout:
-        n = int(np.prod(shape))
-        dense = flat[off:off + n].reshape(shape).astype(params[k].dtype)
+    for k in dense_names:
+        p = params[k]
+        n = int(np.prod(p.shape))
+        p._grad = xp.asarray(flat[off:off + n].reshape(p.shape).astype(p.dtype))
+        p._grad_owned = True
         off += n
-        if sparse:
-            rows = np.flatnonzero(flat[off:off + shape[0]] > 0)
-            off += shape[0]
-            params[k]._grad = RowSparse(xp.asarray(rows), xp.asarray(dense[rows]), shape)
-        else:
-            params[k]._grad = xp.asarray(dense)
-        params[k]._grad_owned = True
 
 
 def launch(argv: Sequence[str], workers: int) -> int:
