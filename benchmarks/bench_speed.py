@@ -33,8 +33,9 @@ def setup_threads(n: int) -> None:
         os.environ[k] = str(n)
 
 
-def build(workload: str, gpu: bool):
-    """(ours_step, torch_step, tokens per step) for a workload."""
+def build(workload: str, gpu: bool, only: str | None = None):
+    """(ours_train, torch_train, ours_decode, torch_decode, tokens per step, FLOPs per token);
+    ``only`` = "rnndsl" or "pytorch" builds that system alone (to measure its memory)."""
     import numpy as np
     import torch
 
@@ -55,12 +56,17 @@ def build(workload: str, gpu: bool):
     else:
         V, E, H, K, B, T, layers, bi = 20000, 100, 128, 17, 1, 20, 1, True
     head = "crf" if workload == "W2" else "softmax"
-    net = Network(tagger_graph(V, E, H, layers, K, bidirectional=bi, head=head),
-                  {"d.words": V, "d.tags": K}, seed=0, backend=backend)
+    g = tagger_graph(V, E, H, layers, K, bidirectional=bi, head=head)
+    if only == "pytorch":  # a token network: the rnndsl side is not measured
+        g = tagger_graph(2, 1, 1, 1, 2, bidirectional=bi, head=head)
+    net = Network(g, {"d.words": V if only != "pytorch" else 2,
+                      "d.tags": K if only != "pytorch" else 2}, seed=0, backend=backend)
     xp = net.backend.xp
     ids = rng.integers(2, V, size=(B, T))
     tags = rng.integers(0, K, size=(B, T))
     ids_tm, tags_tm = xp.asarray(ids.T.copy()), xp.asarray(tags.T.copy())
+    if only == "pytorch":
+        ids_tm, tags_tm = ids_tm % 2, tags_tm % 2
     info = SeqInfo(np.full(B, T), T, xp)
     valid = xp.ones((T, B), dtype=bool)
     opt = SGD(net.named_parameters(), lr=1.0) if workload == "W3" else \
@@ -103,6 +109,9 @@ def build(workload: str, gpu: bool):
         def forward(self, x):
             return self.out(self.rnn(self.emb(x))[0])
 
+    if only == "rnndsl":  # the PyTorch side as small as it gets
+        V, E, H, K = 2, 1, 1, 2
+        ids, tags = ids % 2, tags % 2
     tnet = TorchNet().to(dev)
     topt = torch.optim.SGD(tnet.parameters(), lr=1.0) if workload == "W3" else \
         torch.optim.Adam(tnet.parameters(), lr=1e-3)
@@ -167,7 +176,7 @@ def ratio_line(ra: list[float], rb: list[float], invert: bool = False) -> str:
 def peak_rss(workload: str, system: str, threads: int) -> float:
     """Peak RSS (MiB) of a fresh process doing 5 training steps of one system."""
     code = (f"import sys, resource; sys.path.insert(0, {HERE!r}); import bench_speed as b; "
-            f"f = b.build({workload!r}, False)[{0 if system == 'rnndsl' else 1}]; "
+            f"f = b.build({workload!r}, False, only={system!r})[{0 if system == 'rnndsl' else 1}]; "
             "[f() for _ in range(5)]; "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     env = {**os.environ}
