@@ -13,6 +13,8 @@ from .errors import DataError
 from .nn.heads import CRFHead
 from .nn.module import RunContext, VecValue
 from .run import load_run
+from .train.distributed import get_comm
+from .train.loop import gather_predictions
 
 
 def read_raw(stream: TextIO, source: str) -> list[Example]:
@@ -53,18 +55,21 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
         raise DataError(f"{file}: no sentences to predict")
     head = net.head
     names = data.label_names()
-    results: list[Any] = [None] * len(examples)
+    comm = get_comm()
+    ids: dict[int, list[int]] = {}
+    confs: dict[int, list[float]] = {}
     with no_grad():
-        for b in data.batches(examples, 64, net.backend.xp, None, prep.needs):
-            ctx = RunContext(train=False)
-            values = net.run(b.inputs, ctx)
+        for n_batch, b in enumerate(data.batches(examples, 64, net.backend.xp, None, prep.needs)):
+            if n_batch % comm.size != comm.rank:  # under MPI, each rank predicts its share
+                continue
+            values = net.run(b.inputs, RunContext(train=False))
             v = values[net.output]
             scores = head.scores(v)
             if isinstance(v, VecValue):
                 probs = Bk.to_host(head.probabilities(scores))
                 for j, i in enumerate(b.indices):
                     k = int(probs[j].argmax())
-                    results[i] = (names[k], float(probs[j, k]))
+                    ids[i], confs[i] = [k], [float(probs[j, k])]
                 continue
             valid = net.backend.xp.asarray(Bk.host.arange(b.lengths.max())[:, None] < b.lengths)
             if isinstance(head, CRFHead):
@@ -75,9 +80,19 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
                 paths = [probs[: int(n), j].argmax(-1).tolist() for j, n in enumerate(b.lengths)]
                 marg = probs.transpose(1, 0, 2)
             for j, i in enumerate(b.indices):
-                conf = [float(marg[j, t, k]) for t, k in enumerate(paths[j])] if marg is not None \
-                    else [None] * len(paths[j])
-                results[i] = [(names[k], c) for k, c in zip(paths[j], conf)]
+                ids[i] = list(paths[j])
+                confs[i] = [float(marg[j, t, k]) if marg is not None else -1.0
+                            for t, k in enumerate(paths[j])]
+    ids_all = gather_predictions(comm, ids, len(examples), per_token=True)
+    conf_all = gather_floats(comm, confs, len(examples))
+    results: list[Any] = []
+    for ex, ks, cs in zip(examples, ids_all, conf_all):
+        if data.kind == "classification":
+            results.append((names[ks[0]], cs[0]))
+        else:
+            results.append([(names[k], c) for k, c in zip(ks, cs)])
+    if not comm.is_root:
+        return results
     for ex, r in zip(examples, results):
         if isinstance(r, tuple):
             lab, p = r
@@ -85,7 +100,23 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
             out.write(f"{lab}{extra}\t{' '.join(ex.words)}\n")
         else:
             for w, (t, p) in zip(ex.words, r):
-                extra = f" {p:.4f}" if confidence and p is not None else ""
+                extra = f" {p:.4f}" if confidence and p >= 0 else ""
                 out.write(f"{w} {t}{extra}\n")
             out.write("\n")
     return results
+
+
+def gather_floats(comm: Any, mine: dict[int, list[float]], n: int) -> list[list[float]]:
+    """Every rank's per-example float lists, in input order (see gather_predictions)."""
+    if comm.size == 1:
+        return [mine[i] for i in range(n)]
+    idx = Bk.host.array(sorted(mine), dtype=Bk.host.int64)
+    lens = Bk.host.array([len(mine[i]) for i in idx.tolist()], dtype=Bk.host.int64)
+    flat = Bk.host.array([c for i in idx.tolist() for c in mine[i]], dtype=Bk.host.float64)
+    all_idx, all_lens, all_flat = (comm.allgatherv(a) for a in (idx, lens, flat))
+    out: list = [None] * n
+    off = 0
+    for i, k in zip(all_idx.tolist(), all_lens.tolist()):
+        out[i] = all_flat[off:off + k].tolist()
+        off += k
+    return out

@@ -284,8 +284,8 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
     if data.dev:
         ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
-        dev = trainer.evaluate(data.dev, write=run_dir / f"predictions.dev.{ext}" if ext
-                               else None)
+        dev = evaluate(trainer.net, data, data.dev, trainer.s, trainer.needs,  # rank 0 alone
+                       write=run_dir / f"predictions.dev.{ext}" if ext else None)
         final.update({f"dev_{k}": v for k, v in dev.items()})
     final["epochs"] = len(trainer.state.history)
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)

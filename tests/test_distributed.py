@@ -105,3 +105,23 @@ def test_a_dead_rank_stops_the_run_with_a_message(tmp_path):
     assert proc.returncode != 0
     text = (out + err).lower()
     assert "rank" in text or "terminat" in text  # our timeout message, or mpiexec's report
+
+
+def test_predict_and_eval_spread_over_ranks_keep_input_order(tmp_path):
+    spec = tmp_path / "toy.rnn"
+    spec.write_text(SPEC.format(size=60, epochs=1))
+    r = _run([sys.executable, "-m", "rnndsl.cli", "run", str(spec), "--out", str(tmp_path / "r"),
+              "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(1)
+    lines = [" ".join(["A" if rng.random() < 0.5 else "B"] + [f"d{k}" for k in
+                       rng.integers(0, 6, size=int(rng.integers(1, 8)))]) for _ in range(150)]
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(lines) + "\n")  # 150 sentences: 3 batches of 64 over 2 ranks
+    one = _run([sys.executable, "-m", "rnndsl.cli", "predict", str(tmp_path / "r"), str(text),
+                "--confidence"])
+    two = _run([MPIEXEC, "-n", "2", sys.executable, "-m", "rnndsl.cli", "predict",
+                str(tmp_path / "r"), str(text), "--confidence"])
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    assert one.stdout == two.stdout
+    assert [ln.split("\t")[-1] for ln in two.stdout.splitlines()] == lines

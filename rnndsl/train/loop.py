@@ -324,33 +324,66 @@ class Trainer:
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, examples: list, write: Path | None = None) -> dict[str, Any]:
-        return evaluate(self.net, self.data, examples, self.s, self.needs, write)
+        return evaluate(self.net, self.data, examples, self.s, self.needs,
+                        write if self.comm.is_root else None, self.comm)
+
+
+def gather_predictions(comm: Any, mine: dict[int, Any], n: int, per_token: bool) -> list:
+    """Every rank's {example index: prediction} joined in input order, on every rank.
+
+    A prediction is a label id or a list of tag ids; they travel as flat int arrays.
+    """
+    if comm.size == 1:
+        return [mine[i] for i in range(n)]
+    idx = Bk.host.array(sorted(mine), dtype=Bk.host.int64)
+    seqs = [mine[i] if isinstance(mine[i], list) else [int(mine[i])] for i in idx.tolist()]
+    lens = Bk.host.array([len(q) for q in seqs], dtype=Bk.host.int64)
+    flat = Bk.host.array([k for q in seqs for k in q], dtype=Bk.host.int64)
+    all_idx, all_lens, all_flat = (comm.allgatherv(a) for a in (idx, lens, flat))
+    out: list = [None] * n
+    off = 0
+    for i, k in zip(all_idx.tolist(), all_lens.tolist()):
+        q = all_flat[off:off + k].tolist()
+        out[i] = q if per_token else q[0]
+        off += k
+    return out
 
 
 def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, needs: set[str],
-             write: Path | None = None) -> dict[str, Any]:
-    """Dev/test metrics: accuracy (+ span F1 with a tag scheme), or perplexity for an LM."""
+             write: Path | None = None, comm: Any = None) -> dict[str, Any]:
+    """Dev/test metrics: accuracy (+ span F1 with a tag scheme), or perplexity for an LM.
+
+    With several ranks each evaluates its share of the batches (of the streams, for an LM) and
+    the predictions and sums are joined, in input order, on every rank.
+    """
+    comm = comm or LocalComm()
     xp = net.backend.xp
     ctx = RunContext(train=False)
     with no_grad():
         if data.kind == "lm":
             total, n = 0.0, 0
             carry: dict = {}
-            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, xp):
+            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, xp, comm.rank,
+                                     comm.size):
                 ctx = RunContext(train=False, init_states=carry)
                 values = net.run(b.inputs, ctx)
                 total += float(head_loss(net, values, b, "sum").item())
                 n += b.n_tokens
                 carry = ctx.final_states
+            total, n = _sum_over(comm, total, n)
             return {"perplexity": metrics.perplexity(total, n), "loss": total / max(n, 1)}
-        preds: list = [None] * len(examples)
+        mine: dict[int, Any] = {}
         total, n = 0.0, 0
-        for b in data.batches(examples, s.eval_batch, xp, None, needs):
+        for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs)):
+            if k % comm.size != comm.rank:
+                continue
             pred, _, loss, count = predict_batch(net, b, ctx)
             total += loss
             n += count
             for j, i in enumerate(b.indices):
-                preds[i] = pred[j]
+                mine[i] = pred[j] if isinstance(pred[j], list) else int(pred[j])
+        total, n = _sum_over(comm, total, n)
+        preds = gather_predictions(comm, mine, len(examples), data.kind == "tagging")
     out: dict[str, Any] = {"loss": total / max(n, 1)}
     if data.kind == "tagging":
         names = data.vocabs["tags"].tokens
@@ -371,6 +404,13 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
             lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")
     return out
+
+
+def _sum_over(comm: Any, total: float, n: int) -> tuple[float, int]:
+    if comm.size == 1:
+        return total, n
+    buf = comm.allreduce_(Bk.host.array([total, float(n)]))
+    return float(buf[0]), int(buf[1])
 
 
 def write_tagged(path: Path, examples: list, pred: list[list[str]]) -> None:
