@@ -79,35 +79,49 @@ def _flat(res):
 def _lstm_core(xp, xg, carry, params):
     h, c = carry
     (W,) = params
-    H = h.shape[-1]
     a = xp.matmul(h, W)
     a += xg
+    c_new, tc, h_new = _lstm_gates_forward(xp, a, c)
+
+    def vjp(gs):
+        gh, gc = gs
+        da, gc_prev = _lstm_gates_backward(xp, a, c, tc, gh, gc)
+        g_h = xp.matmul(da, xp.swapaxes(W, -1, -2))
+        # dW = h^T da, summed with the other steps' in one product when it is read
+        return da, (g_h, gc_prev), (OuterGrad([(h, da)]),)
+
+    return (h_new, c_new), vjp
+
+
+def _lstm_gates_forward(xp, a, c):
+    """The gate arithmetic of one step: activates a in place, returns (c_new, tanh(c_new), h_new).
+    """
+    H = c.shape[-1]
     _sigmoid_(xp, a[..., : 3 * H])
     xp.tanh(a[..., 3 * H :], out=a[..., 3 * H :])
     i, f, o, z = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
     c_new = f * c
     c_new += i * z
     tc = xp.tanh(c_new)
-    h_new = o * tc
+    return c_new, tc, o * tc
 
-    def vjp(gs):
-        gh, gc = gs
-        gct = xp.zeros_like(c) if gc is None else gc.copy()
-        if gh is not None:
-            gct += gh * o * (1 - tc * tc)
-        da = xp.empty_like(a)
-        da[..., :H] = gct * z * i * (1 - i)
-        da[..., H : 2 * H] = gct * c * f * (1 - f)
-        if gh is None:
-            da[..., 2 * H : 3 * H] = 0
-        else:
-            da[..., 2 * H : 3 * H] = gh * tc * o * (1 - o)
-        da[..., 3 * H :] = gct * i * (1 - z * z)
-        g_h = xp.matmul(da, xp.swapaxes(W, -1, -2))
-        # dW = h^T da, summed with the other steps' in one product when it is read
-        return da, (g_h, gct * f), (OuterGrad([(h, da)]),)
 
-    return (h_new, c_new), vjp
+def _lstm_gates_backward(xp, a, c, tc, gh, gc):
+    """(da, dL/dc_prev) from the activated gates a and the cotangents of h_new and c_new."""
+    H = c.shape[-1]
+    i, f, o, z = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+    gct = xp.zeros_like(c) if gc is None else gc.copy()
+    if gh is not None:
+        gct += gh * o * (1 - tc * tc)
+    da = xp.empty_like(a)
+    da[..., :H] = gct * z * i * (1 - i)
+    da[..., H : 2 * H] = gct * c * f * (1 - f)
+    if gh is None:
+        da[..., 2 * H : 3 * H] = 0
+    else:
+        da[..., 2 * H : 3 * H] = gh * tc * o * (1 - o)
+    da[..., 3 * H :] = gct * i * (1 - z * z)
+    return da, gct * f
 
 
 @op("lstm_step", multi=True)
