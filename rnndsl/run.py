@@ -96,6 +96,9 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for w in data.warnings:
         log(f"warning: {w}")
     settings = settings_from(cfg, epochs, seed)
+    # the dev metric that picks the best epoch when the spec names none for early stopping
+    settings.metric = ("perplexity" if data.kind == "lm" else
+                       "f1" if data.scheme != "none" else "accuracy")
     pretrained = {}
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
@@ -103,7 +106,7 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             from .autodiff.backend import host_rng  # noqa: PLC0415
             from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
 
-            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format", "auto")))
+            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             _, fld = field_key(p.get("source") or p.get("field"))
             vocab = data.vocabs["chars" if fld == "chars" else "words"]
             matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
