@@ -244,3 +244,41 @@ def test_chain_thaw_trains_new_layers_then_each_layer_then_all(tmp_path):
         if k.startswith("param::") and ".4.attention." in k:
             np.testing.assert_array_equal(pre[k], s1[k])
     checkpoint.load(tmp_path / "ct" / "ckpt", "best")
+
+
+@pytest.mark.parametrize("fmt", ["glove", "word2vec", "word2vec-bin"])
+def test_pretrained_vectors_reach_the_embedding_and_train(tmp_path, fmt):
+    """A spec naming a GloVe or word2vec file starts its embedding from those vectors."""
+    rng = np.random.default_rng(0)
+    words = ["A", "B"] + [f"d{k}" for k in range(6)]
+    vecs = rng.standard_normal((len(words), 8)).astype(np.float32)
+    path = tmp_path / f"vec.{fmt}"
+    if fmt == "glove":
+        path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n"
+                                for w, v in zip(words, vecs)))
+    elif fmt == "word2vec":
+        path.write_text(f"{len(words)} 8\n" + "".join(
+            f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in zip(words, vecs)))
+    else:
+        path.write_bytes(f"{len(words)} 8\n".encode() + b"".join(
+            w.encode() + b" " + v.astype("<f4").tobytes() + b"\n" for w, v in zip(words, vecs)))
+    spec = tmp_path / "pre.rnn"
+    spec.write_text(f"""
+data toy = synthetic(task=first_token, n=4, vocab=6, size=80, seed=0)
+model = embed(toy.words, d=8, pretrained="{path.name}", format={fmt}) |> lstm(d=8) |> last
+        |> softmax(toy.labels)
+train model on toy {{ epochs = 1 batch = 16 seed = 1 }}
+""")
+    from rnndsl import lang
+    from rnndsl.run import prepare
+
+    logs = []
+    prep = prepare(lang.load(spec), log=logs.append)
+    table = next(p for k, p in prep.net.named_parameters().items() if k.endswith("weight")
+                 and "embed" in k).numpy()
+    vocab = prep.data.vocabs["words"]
+    for w, v in zip(words, vecs):
+        np.testing.assert_allclose(table[vocab.index(w)], v, rtol=1e-5, atol=1e-6)
+    assert any("cover" in s for s in logs)  # the coverage report
+    final = run(spec, out=str(tmp_path / "r"), log=quiet)
+    assert "dev_accuracy" in final
