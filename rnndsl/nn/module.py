@@ -11,6 +11,7 @@ from typing import Any
 
 from ..autodiff import backend as Bk
 from ..autodiff.tensor import Tensor
+from ..errors import ShapeError
 
 
 class Parameter(Tensor):
@@ -86,7 +87,8 @@ class SeqInfo:
     def __init__(self, lengths: Any, T: int, xp: Any):
         lengths = Bk.host.asarray(lengths, dtype=Bk.host.int64).reshape(-1)
         if lengths.size and (lengths.min() < 1 or lengths.max() > T):
-            raise ValueError(f"lengths must be between 1 and {T}, got {lengths.tolist()}")
+            raise ShapeError(f"lengths must be between 1 and the padded length {T}, "
+                             f"got {lengths.tolist()}")
         self.lengths = lengths
         self.T = T
         self.B = int(lengths.size)
