@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--pretrained", metavar="RUN_DIR",
+                   help="start from another run's weights (overrides the spec's `pretrained`)")
+    r.add_argument("--chain-thaw", dest="chain_thaw", action="store_true", default=None,
+                   help="fine-tune with the chain-thaw schedule (overrides the spec)")
+    r.add_argument("--no-chain-thaw", dest="chain_thaw", action="store_false",
+                   help="train all layers together (overrides the spec)")
     r.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training and dev examples (a quick smoke run)")
     r.add_argument("--workers", type=int, default=1,
@@ -139,7 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
                     resume=args.resume, log=lambda s: out.print(s, markup=False),
-                    progress=bars, limit=args.limit)
+                    progress=bars, limit=args.limit, pretrained=args.pretrained,
+                    chain_thaw=args.chain_thaw)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ ckpt/{last,best}.json + weights, and the dev predictions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -129,6 +130,23 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph))
 
 
+def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None) -> Any:
+    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides)."""
+    if pretrained is None and chain_thaw is None:
+        return spec
+    if spec.train is None:
+        raise RnnError("the spec has no train statement to override")
+    changes: dict[str, Any] = {}
+    if pretrained is not None:
+        if not (Path(pretrained) / "ckpt" / "best.json").exists():
+            raise CheckpointError(f"{pretrained} is not a finished run directory",
+                                  hint="give the --out folder of an earlier `rnndsl run`")
+        changes["pretrained"] = str(Path(pretrained).resolve())
+    if chain_thaw is not None:
+        changes["chain_thaw"] = chain_thaw
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **changes))
+
+
 def make_run_dir(spec_path: Path, out: str | None) -> Path:
     if out:
         d = Path(out)
@@ -142,7 +160,8 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
 def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None,
-        limit: int | None = None) -> dict[str, Any]:
+        limit: int | None = None, pretrained: str | None = None,
+        chain_thaw: bool | None = None) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
@@ -158,6 +177,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         conf = _read_json(run_dir / "config.json")
         spec_path = Path(conf["spec_path"])
         spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
+        spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
         prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
                        epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
@@ -169,6 +189,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     else:
         spec_path = Path(spec_path)
         spec = lang.load(str(spec_path))
+        spec = override_training(spec, pretrained, chain_thaw)
         prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log, limit=limit)
         run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
                                       else ""))
@@ -177,7 +198,8 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         conf = {"spec_path": str(spec_path.resolve()), "model": prep.cfg.model,
                 "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
                 "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
-                "parameters": prep.net.parameter_count(), "limit": limit}
+                "parameters": prep.net.parameter_count(), "limit": limit,
+                "pretrained": pretrained, "chain_thaw": chain_thaw}
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
                                                                          default=str))
         checkpoint.atomic_write_text(

@@ -204,9 +204,18 @@ def test_deepmoji_skip_connections_and_attention():
         "encoder.3.stack.skip.0",
         "encoder.2.bilstm.1",
     ]
-    assert g.nodes["encoder.4.attention"]["params"] == {"mode": "attention"}
-    assert g.nodes["encoder.4.attention"]["out_type"] == Vec(64 + 128 + 128)
+    assert g.nodes["model.2.attention"]["params"] == {"mode": "attention"}
+    assert g.nodes["model.2.attention"]["out_type"] == Vec(64 + 128 + 128)
     assert checked.train.chain_thaw is True
+
+
+def test_deepmoji_source_task_shares_the_encoder_names():
+    """The pretraining spec's encoder has the fine-tuning spec's layer names (weights carry
+    over by name)."""
+    src = load(ROOT / "specs" / "deepmoji_pretrain_ewt.rnn").models["tagger"]
+    dst = load(ROOT / "specs" / "deepmoji_sst2.rnn").models["model"]
+    enc = [n for n in dst.nodes if n.startswith("encoder.")]
+    assert enc and all(n in src.nodes for n in enc)
 
 
 def test_rt_polarity_files_and_encoding():
