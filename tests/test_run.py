@@ -282,3 +282,19 @@ train model on toy {{ epochs = 1 batch = 16 seed = 1 }}
     assert any("cover" in s for s in logs)  # the coverage report
     final = run(spec, out=str(tmp_path / "r"), log=quiet)
     assert "dev_accuracy" in final
+
+
+def test_command_line_overrides_pretrained_and_chain_thaw(tmp_path):
+    src = tmp_path / "pre.rnn"
+    src.write_text(CHAIN.format(extra="").replace("chain_thaw = true", "")
+                   .replace("model", "source_task"))
+    run(src, out=str(tmp_path / "pre"), log=quiet)
+    spec = tmp_path / "ct.rnn"
+    spec.write_text(CHAIN.format(extra=""))
+    lines = []
+    run(spec, out=str(tmp_path / "full"), log=lines.append, pretrained=str(tmp_path / "pre"),
+        chain_thaw=False)
+    assert not any(s.startswith("chain-thaw") for s in lines)
+    assert any(s.startswith("pretrained weights from") for s in lines)
+    with pytest.raises(CheckpointError, match="not a finished run"):
+        run(spec, out=str(tmp_path / "x"), log=quiet, pretrained=str(tmp_path / "nope"))
