@@ -1129,7 +1129,13 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
             None,
             "a run folder whose weights start this run (fine-tuning)",
         ),
-        SettingDef("reduction", Enum(("mean", "sum")), "mean", "how token losses are combined"),
+        SettingDef(
+            "reduction",
+            Enum(("mean", "sum", "sequence")),
+            "mean",
+            "how token losses are combined: mean over tokens (or sentences), sum, or sequence "
+            "(summed over each sequence, averaged over sequences, as Zaremba et al. train)",
+        ),
         SettingDef(
             "eval_every",
             OneOf((Int(POSITIVE_INT), Nothing())),

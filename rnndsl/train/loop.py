@@ -85,6 +85,8 @@ def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tenso
     total = head.loss(scores, batch.targets, _valid_for(head, batch), reduction="sum")
     if reduction == "sum":
         return total
+    if reduction == "sequence":  # summed over each sequence's positions, averaged over sequences
+        return total / max(batch.global_seqs, 1.0)
     per_sequence = isinstance(head, CRFHead) or isinstance(out, VecValue)
     n = batch.global_seqs if per_sequence else batch.global_tokens
     return total / max(n, 1.0)
