@@ -213,7 +213,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         new_params = transfer(net, Path(cfg.pretrained), prep.data, log if not resume else
                               (lambda s: None))
     if getattr(cfg, "chain_thaw", False):
-        trainer = chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
+        trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
         return finish(trainer, run_dir, log) if comm.is_root else {}
     trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
                       progress=progress, needs=prep.needs, comm=comm)
@@ -256,7 +256,7 @@ def chain_thaw_stages(net: Network, new_params: list[str] | None) -> list[tuple[
     return stages
 
 
-def chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None,
+def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None,
                log: Callable[[str], None], progress: Any, comm: Any, resume: bool) -> Trainer:
     """Fine-tune stage by stage (Felbo et al. 2017), each stage with its own optimizer and early
     stopping on dev; the best weights of a stage start the next. Stage k runs in run_dir/stageK."""
