@@ -143,9 +143,10 @@ class Trainer:
     def arrays(self) -> dict[str, np.ndarray]:
         out = {f"param::{k}": Bk.to_host(p.data) for k, p in self.net.named_parameters().items()}
         out.update({f"opt::{k}": Bk.to_host(v) for k, v in self.opt.state_arrays().items()})
-        for layer, carry in self.lm_carry.items():
-            for i, t in enumerate(carry):
-                out[f"carry::{layer}::{i}"] = Bk.to_host(t.data)
+        if self.comm.size == 1:  # under MPI each rank holds other rows: they are not saved,
+            for layer, carry in self.lm_carry.items():  # and a resume restarts them at zero
+                for i, t in enumerate(carry):
+                    out[f"carry::{layer}::{i}"] = Bk.to_host(t.data)
         return out
 
     def save(self, name: str) -> None:
