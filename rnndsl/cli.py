@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fine-tune with the chain-thaw schedule (overrides the spec)")
     r.add_argument("--no-chain-thaw", dest="chain_thaw", action="store_false",
                    help="train all layers together (overrides the spec)")
+    r.add_argument("--profile", action="store_true",
+                   help="print where the training time went (data, forward, backward, ...)")
     r.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training and dev examples (a quick smoke run)")
     r.add_argument("--workers", type=int, default=1,
@@ -146,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
                     resume=args.resume, log=lambda s: out.print(s, markup=False),
                     progress=bars, limit=args.limit, pretrained=args.pretrained,
-                    chain_thaw=args.chain_thaw)
+                    chain_thaw=args.chain_thaw, profile=args.profile)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130

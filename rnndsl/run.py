@@ -161,7 +161,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None,
         limit: int | None = None, pretrained: str | None = None,
-        chain_thaw: bool | None = None) -> dict[str, Any]:
+        chain_thaw: bool | None = None, profile: bool = False) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
@@ -216,7 +216,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
         return finish(trainer, run_dir, log) if comm.is_root else {}
     trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
-                      progress=progress, needs=prep.needs, comm=comm)
+                      progress=progress, needs=prep.needs, comm=comm, profile=profile)
     if resume:
         trainer.restore("last")
         log(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, "
@@ -226,9 +226,19 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         f"{len(prep.data.train):,} training and {len(prep.data.dev):,} dev examples"
         + (f"; {comm.size} ranks" if comm.size > 1 else ""))
     trainer.train()
+    if trainer.times is not None:
+        log(format_profile(trainer.times))
     if not comm.is_root:
         return {}
     return finish(trainer, run_dir, log)
+
+
+def format_profile(times: Mapping[str, float]) -> str:
+    """Where the training time went, largest part first."""
+    total = sum(times.values()) or 1.0
+    rows = [f"  {k:12s} {v:9.2f} s  {100 * v / total:5.1f}%"
+            for k, v in sorted(times.items(), key=lambda kv: -kv[1])]
+    return "time spent (--profile):\n" + "\n".join(rows)
 
 
 def make_opt(cfg: Any, net: Network) -> Any:

@@ -298,3 +298,11 @@ def test_command_line_overrides_pretrained_and_chain_thaw(tmp_path):
     assert any(s.startswith("pretrained weights from") for s in lines)
     with pytest.raises(CheckpointError, match="not a finished run"):
         run(spec, out=str(tmp_path / "x"), log=quiet, pretrained=str(tmp_path / "nope"))
+
+
+def test_profile_reports_where_the_time_went(tmp_path):
+    lines = []
+    run(write_spec(tmp_path, epochs=1), out=str(tmp_path / "p"), log=lines.append, profile=True)
+    report = next(s for s in lines if s.startswith("time spent"))
+    for part in ("forward", "backward", "optimizer", "data", "evaluation"):
+        assert part in report

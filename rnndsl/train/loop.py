@@ -8,11 +8,12 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,13 @@ class Trainer:
 
     def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainSettings,
                  run_dir: Path, log: Callable[[str], None] = print,
-                 progress: Any = None, needs: set[str] | None = None, comm: Any = None):
+                 progress: Any = None, needs: set[str] | None = None, comm: Any = None,
+                 profile: bool = False):
         self.net, self.data, self.opt, self.s = net, data, opt, settings
         self.comm = comm or LocalComm()
+        # seconds spent in each part of training (`rnndsl run --profile` prints them)
+        self.times = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
+                      "evaluation": 0.0, "checkpoints": 0.0} if profile else None
         self.run_dir = Path(run_dir)
         self.log = log
         self.progress = progress
@@ -149,9 +154,25 @@ class Trainer:
                     out[f"carry::{layer}::{i}"] = Bk.to_host(t.data)
         return out
 
+    @contextlib.contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the seconds spent inside to ``part`` when profiling (else nothing)."""
+        if self.times is None:
+            yield
+            return
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[part] += time.perf_counter() - t
+
     def save(self, name: str) -> None:
         if not self.comm.is_root:  # only rank 0 writes
             return
+        with self.timed("checkpoints"):
+            self._save(name)
+
+    def _save(self, name: str) -> None:
         meta = {"state": self.state.to_json(), "optimizer": {"name": self.opt.name,
                                                             "t": self.opt.t, "lr": self.opt.lr},
                 "global_step": self.state.global_step, "epoch": self.state.epoch,
@@ -210,7 +231,8 @@ class Trainer:
         st = self.state
         while st.epoch < self.s.epochs and not st.done:
             self.opt.lr = self.lr_for_epoch(st.epoch)
-            batches = self.epoch_batches(st.epoch)
+            with self.timed("data"):
+                batches = self.epoch_batches(st.epoch)
             if st.step == 0:
                 self.lm_carry = {}
                 st.epoch_loss, st.epoch_steps, st.epoch_tokens, st.epoch_seconds = 0.0, 0, 0, 0.0
@@ -239,7 +261,8 @@ class Trainer:
             if task is not None:
                 self.progress.stop()
             secs = time.perf_counter() - t0
-            dev = self.evaluate(self.data.dev) if self.data.dev else {}
+            with self.timed("evaluation"):
+                dev = self.evaluate(self.data.dev) if self.data.dev else {}
             record = {"epoch": st.epoch + 1, "train_loss": st.epoch_loss / max(st.epoch_steps, 1),
                       "lr": self.opt.lr, "seconds": round(secs, 2),
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
@@ -274,10 +297,11 @@ class Trainer:
             ctx.init_states = dict(self.lm_carry)
         self.opt.zero_grad()
         loss = None
-        if batch.inputs:  # a rank's shard of a small last batch can be empty
-            values = self.net.run(batch.inputs, ctx)
-            loss = head_loss(self.net, values, batch, self.s.reduction)
-        value = 0.0 if loss is None else loss.item()
+        with self.timed("forward"):
+            if batch.inputs:  # a rank's shard of a small last batch can be empty
+                values = self.net.run(batch.inputs, ctx)
+                loss = head_loss(self.net, values, batch, self.s.reduction)
+            value = 0.0 if loss is None else loss.item()
         if self.comm.size > 1:
             value = float(self.comm.allreduce_(Bk.host.array([value]))[0])
         if not math.isfinite(value):
@@ -285,9 +309,11 @@ class Trainer:
                 f"the loss became {value} at epoch {epoch + 1}, step {k + 1}; "
                 "the last good checkpoint is kept",
                 hint="lower the learning rate, set clip = 5, or check the data")
-        if loss is not None:
-            loss.backward()
-        allreduce_grads(self.comm, self.opt.params, self.xp)
+        with self.timed("backward"):
+            if loss is not None:
+                loss.backward()
+            allreduce_grads(self.comm, self.opt.params, self.xp)
+        t = time.perf_counter()
         norm = clip_grad_norm(self.opt.params, self.s.clip or 0.0)
         if not math.isfinite(norm):
             raise TrainingError(
@@ -295,6 +321,8 @@ class Trainer:
                 "the last good checkpoint is kept",
                 hint="lower the learning rate or set clip = 5")
         self.opt.step()
+        if self.times is not None:
+            self.times["optimizer"] += time.perf_counter() - t
         if self.data.kind == "lm":  # truncated BPTT: carry the state, not the graph
             self.lm_carry = {name: tuple(s.detach() for s in carry)
                              for name, carry in ctx.final_states.items()}
