@@ -17,6 +17,7 @@ from typing import Any
 
 import networkx as nx
 
+from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, RnnError
@@ -389,7 +390,7 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
             continue
         if name.endswith(".weight") and "words" in src_vocab and a.shape[0] == len(
                 src_vocab["words"]) and a.ndim == 2 and a.shape[1] == p.shape[1]:
-            new = Bk_host_copy(p.value)
+            new = to_host(p.value).copy()
             words = data.vocabs["words"]
             for i, w in enumerate(words.tokens):
                 if w in src_vocab["words"]:
@@ -404,12 +405,6 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     log(f"pretrained weights from {src}: {loaded} tensors loaded"
         + (f", {len(skipped)} new ({', '.join(skipped[:4])}...)" if skipped else ""))
     return skipped
-
-
-def Bk_host_copy(a: Any) -> Any:
-    from .autodiff.backend import to_host  # noqa: PLC0415
-
-    return to_host(a).copy()
 
 
 def load_text(text: str, path: str) -> Any:
