@@ -127,7 +127,8 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
         scale = float(init_args.get("a", init_args.get("scale", next(iter(init_args.values()),
                                                                       0.1))))
     net = Network(graph, data.sizes(), seed=settings.seed, dtype=dtype, backend=backend,
-                  init_scale=scale, pretrained=pretrained, tag_names=tag_names)
+                  init_scale=scale, pretrained=pretrained, tag_names=tag_names,
+                  counts=data.counts())
     return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph))
 
 

@@ -188,3 +188,25 @@ def test_fused_cross_entropy_matches_composed_ops(bk):
     onehot = np.eye(5)[to_host(targets)] * to_host(valid)[:, None]
     (-(F.log_softmax(b) * Tensor(arr(bk, onehot))).sum()).backward()
     np.testing.assert_allclose(to_host(a.grad), to_host(b.grad), atol=1e-12)
+
+
+def test_softmax_cross_entropy_vjp_twice_is_the_same():
+    # the first vjp call reuses the forward's exp buffer in place; a second call must recompute
+    import numpy as np
+
+    from rnndsl.autodiff.ops import OPS
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 7))
+    targets = rng.integers(0, 7, size=(3, 4))
+    valid = rng.random((3, 4)) < 0.7
+    _, vjp = OPS["softmax_cross_entropy"].fn(np, logits, targets, valid)
+    g = rng.normal(size=(3, 4))
+    first = vjp(g)[0].copy()
+    second = vjp(g)[0]
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    p[np.arange(3)[:, None], np.arange(4)[None, :], targets] -= 1
+    expected = p * (g * valid)[..., None]
+    np.testing.assert_allclose(first, expected, atol=1e-12)
+    np.testing.assert_allclose(second, expected, atol=1e-12)

@@ -262,6 +262,18 @@ def matmul(xp, a, b):
     return y, vjp
 
 
+@op("affine")
+def affine(xp, x, W, b):
+    """y = x W + b for x (N, d_in): one GEMM, the bias added in place (no second array)."""
+    y = x @ W
+    y += b
+
+    def vjp(g):
+        return g @ W.T, x.T @ g, g.sum(axis=0)
+
+    return y, vjp
+
+
 # --- shape ----------------------------------------------------------------------------------------
 @op("reshape")
 def reshape(xp, a, shape: tuple[int, ...]):
@@ -396,26 +408,59 @@ def _add_at_targets(xp, a, targets, value):
         else value.reshape(-1)
 
 
+def _softmax_parts(xp, logits):
+    """(m, e, s): row maxima, exp(logits - m) and its row sums (keepdims), over the last axis.
+
+    On the host the rows go through in blocks shared among threads (see backend.row_blocks).
+    """
+    if xp is not B.host:
+        m = logits.max(axis=-1, keepdims=True)
+        e = xp.subtract(logits, m)
+        xp.exp(e, out=e)
+        return m, e, e.sum(axis=-1, keepdims=True)
+    C = logits.shape[-1]
+    lead = logits.shape[:-1] + (1,)
+    l2 = logits.reshape(-1, C)
+    e = xp.empty_like(l2)
+    m = xp.empty((l2.shape[0], 1), dtype=logits.dtype)
+    s = xp.empty((l2.shape[0], 1), dtype=logits.dtype)
+
+    def block(lo, hi):
+        li, ei = l2[lo:hi], e[lo:hi]
+        li.max(axis=-1, keepdims=True, out=m[lo:hi])
+        xp.subtract(li, m[lo:hi], out=ei)
+        xp.exp(ei, out=ei)
+        ei.sum(axis=-1, keepdims=True, out=s[lo:hi])
+
+    B.row_blocks(l2.shape[0], C, block)
+    return m.reshape(lead), e.reshape(logits.shape), s.reshape(lead)
+
+
 @op("softmax_cross_entropy")
 def softmax_cross_entropy(xp, logits, targets, valid=None):
     """Per-example -log softmax(logits)[target] over the last axis; 0 where ``valid`` is False.
 
     logits (..., C) float, targets (...) int, valid (...) bool or None. Returns (...).
     """
-    m = logits.max(axis=-1, keepdims=True)
-    e = xp.exp(logits - m)
-    s = e.sum(axis=-1, keepdims=True)
+    m, e, s = _softmax_parts(xp, logits)
     safe_t = targets if valid is None else xp.where(valid, targets, 0)
     picked = xp.take_along_axis(logits, safe_t[..., None], axis=-1) - m - xp.log(s)
     loss = -picked[..., 0]
     if valid is not None:
         loss = loss * valid
+    spare = [e]  # the first vjp call turns e into the gradient in place (one pass, no new array)
 
     def vjp(g):
-        grad = e / s  # the softmax
-        _add_at_targets(xp, grad, safe_t, -1)
         scale = g if valid is None else g * valid
-        grad *= scale[..., None]
+        grad = spare.pop() if spare else xp.exp(logits - m)
+        factor = (scale[..., None] / s).astype(grad.dtype, copy=False)  # softmax * g
+        if xp is B.host:
+            g2, f2 = grad.reshape(-1, grad.shape[-1]), factor.reshape(-1, 1)
+            B.row_blocks(g2.shape[0], g2.shape[1],
+                         lambda lo, hi: xp.multiply(g2[lo:hi], f2[lo:hi], out=g2[lo:hi]))
+        else:
+            grad *= factor
+        _add_at_targets(xp, grad, safe_t, -scale.astype(grad.dtype, copy=False))
         return grad, None, None
 
     return loss, vjp

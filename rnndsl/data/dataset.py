@@ -149,6 +149,15 @@ class TaskData:
             out[f"{self.name}.next"] = len(self.vocabs["words"])
         return out
 
+    def counts(self) -> dict[str, list[int]]:
+        """Training count per id of each token field (0 for specials): frequency word dropout."""
+        out = {}
+        for field in ("words", "chars", "feats"):
+            v = self.vocabs.get(field)
+            if v is not None and v.counts is not None:
+                out[f"{self.name}.{field}"] = [v.counts.get(t, 0) for t in v.tokens]
+        return out
+
     def label_names(self) -> list[str]:
         key = "tags" if "tags" in self.vocabs else "labels" if "labels" in self.vocabs else "words"
         return self.vocabs[key].tokens

@@ -757,6 +757,15 @@ LAYERS: dict[str, LayerDef] = {
                     0.0,
                     "probability of replacing a token by `<unk>` while training",
                 ),
+                Param(
+                    "word_dropout_alpha",
+                    Float(NON_NEGATIVE),
+                    0.0,
+                    "frequency-based word dropout: while training, replace a token seen c times "
+                    "in train by `<unk>` with probability alpha / (alpha + c), so rare words "
+                    "train `<unk>` (and a character encoder beside it); 0.25 in Kiperwasser & "
+                    "Goldberg 2016",
+                ),
             ),
             "A lookup table: one learned d-vector per token id (word or character).",
             "Tokens -> Seq[d], Seq[Tokens] -> Seq[Seq[d]]",

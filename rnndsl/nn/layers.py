@@ -49,7 +49,8 @@ class Embedding(Module):
 
     def __init__(self, name: str, vocab_size: int, d: int, init: Init, pretrained: Any = None,
                  freeze: bool = False, dropout: float = 0.0, word_dropout: float = 0.0,
-                 unk_index: int = 1):
+                 unk_index: int = 1, word_dropout_alpha: float = 0.0,
+                 counts: Any = None):
         super().__init__(name)
         if pretrained is not None:
             table = init.array(pretrained)
@@ -62,12 +63,23 @@ class Embedding(Module):
         self.dropout = dropout
         self.word_dropout = word_dropout
         self.unk_index = unk_index
+        # frequency-based word dropout: p(drop id) = alpha / (alpha + count(id)); ids never seen
+        # in train (padding, specials) are never replaced
+        self.drop_prob = None
+        if word_dropout_alpha > 0 and counts is not None:
+            c = Bk.host.asarray(counts, dtype=Bk.host.float64)
+            prob = word_dropout_alpha / (word_dropout_alpha + Bk.host.maximum(c, 1))
+            self.drop_prob = init.backend.asarray(Bk.host.where(c > 0, prob, 0.0))
 
     def lookup(self, ids: Any, ctx: RunContext) -> Tensor:
         """ids (..., ) backend int -> (..., d)."""
-        if ctx.train and self.word_dropout > 0:
-            drop = ctx.rng.random(ids.shape) < self.word_dropout
-            ids = Bk.namespace_of(ids).where(drop & (ids != 0), self.unk_index, ids)
+        if ctx.train and (self.word_dropout > 0 or self.drop_prob is not None):
+            xp = Bk.namespace_of(ids)
+            u = ctx.rng.random(ids.shape)
+            p = self.word_dropout
+            if self.drop_prob is not None:
+                p = xp.maximum(self.drop_prob[ids], p)
+            ids = xp.where((u < p) & (ids != 0), self.unk_index, ids)
         out = apply("gather_rows", self.table, ids)
         if ctx.train and self.dropout > 0:
             out = F.dropout(out, self.dropout, ctx.rng)
@@ -157,12 +169,10 @@ class Linear(Module):
         self.b = self.add_param("bias", init.uniform((d_out,), k)) if bias else None
 
     def apply(self, x: Tensor) -> Tensor:
-        if x.ndim == 2:
-            y = x @ self.W
-        else:  # fold the leading axes into one GEMM
-            lead = x.shape[:-1]
-            y = (x.reshape(-1, x.shape[-1]) @ self.W).reshape(*lead, self.W.shape[1])
-        return y if self.b is None else y + self.b
+        lead = x.shape[:-1]
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # leading axes fold into one GEMM
+        y = x2 @ self.W if self.b is None else apply("affine", x2, self.W, self.b)
+        return y if x.ndim == 2 else y.reshape(*lead, self.W.shape[1])
 
 
 def activation(name: str, x: Tensor) -> Tensor:

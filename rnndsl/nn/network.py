@@ -62,7 +62,8 @@ class Network(Module):
     def __init__(self, graph: nx.DiGraph, sizes: Mapping[str, int] | None = None, *,
                  seed: int = 0, dtype: str = "float32", backend: str | None = None,
                  init_scale: float | None = None, pretrained: Mapping[str, Any] | None = None,
-                 tag_names: Mapping[str, Any] | None = None):
+                 tag_names: Mapping[str, Any] | None = None,
+                 counts: Mapping[str, Any] | None = None):
         super().__init__("")
         self.graph = graph
         self.sizes = dict(sizes or {})
@@ -74,6 +75,7 @@ class Network(Module):
         self.modules: dict[str, Module] = {}
         pretrained = pretrained or {}
         self.tag_names = dict(tag_names or {})
+        self.counts = dict(counts or {})  # field -> training count per id (word dropout)
         for n in self.order:
             m = self._build(n, graph.nodes[n], init, pretrained)
             if m is not None:
@@ -109,7 +111,9 @@ class Network(Module):
             return Embedding(n, self._size(src, "vocabulary"), int(p["d"]), init,
                              pretrained=pretrained.get(n), freeze=bool(_opt(p, "freeze", False)),
                              dropout=float(_opt(p, "dropout", 0)),
-                             word_dropout=float(_opt(p, "word_dropout", 0)))
+                             word_dropout=float(_opt(p, "word_dropout", 0)),
+                             word_dropout_alpha=float(_opt(p, "word_dropout_alpha", 0)),
+                             counts=self.counts.get(_field_name(src)) if src else None)
         if kind == "rnn":
             cell = Cell(p["cell"], act=p.get("act") or "tanh", reset=p.get("reset") or "before")
             return Recurrent(n, cell, d_in, int(p["d"]), bool(_opt(p, "bidirectional", False)),

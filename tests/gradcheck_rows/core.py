@@ -58,6 +58,7 @@ ROWS = {
     "mean": lambda: (lambda a: a.mean(axis=(0, 2)), (rn(3, 4, 2),)),
     "max": lambda: (lambda a: a.max(axis=1), (rn(3, 5),)),
     "matmul": lambda: (lambda a, b: a @ b, (rn(2, 3, 4), rn(4, 5))),
+    "affine": lambda: (lambda x, w, b: apply("affine", x, w, b), (rn(5, 3), rn(3, 4), rn(4))),
     "reshape": lambda: (lambda a: a.reshape(6, 2) * 1.0, (rn(3, 4),)),
     "transpose": lambda: (lambda a: a.transpose(2, 0, 1), (rn(2, 3, 4),)),
     "concat": lambda: (lambda a, b: F.concat([a, b], axis=1), (rn(2, 3), rn(2, 4))),

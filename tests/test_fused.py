@@ -1,0 +1,95 @@
+"""The fused CPU gate kernels (rnndsl/nn/fused_cpu.py) against the generic NumPy gate arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnndsl.nn import kernels as K
+
+fused = pytest.importorskip("rnndsl.nn.fused_cpu", reason="numba (the `fast` extra) is not installed")
+
+
+def _inputs(rng, D=2, B=5, H=7, scale=3.0):
+    a = (rng.normal(size=(D, B, 4 * H)) * scale).astype(np.float32)
+    c = rng.normal(size=(D, B, H)).astype(np.float32)
+    gh = rng.normal(size=(D, B, H)).astype(np.float32)
+    gc = rng.normal(size=(D, B, H)).astype(np.float32)
+    return a, c, gh, gc
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0, 30.0])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 5, 7), (2, 32, 128), (1, 3, 200)])
+def test_lstm_gates_match_the_generic_kernel(scale, shape):
+    rng = np.random.default_rng(sum(shape))
+    a, c, gh, gc = _inputs(rng, *shape, scale=scale)
+    a1, a2 = a.copy(), a.copy()
+    ref = K._lstm_gates_forward(np, a1, c)
+    out = fused.lstm_gates_forward(np, a2, c)
+    np.testing.assert_allclose(a2, a1, atol=1e-6, rtol=0)  # the activated gates, in place
+    for r, o in zip(ref, out):
+        assert o.dtype == np.float32 and o.shape == r.shape
+        np.testing.assert_allclose(o, r, atol=2e-6, rtol=0)
+    for g_h, g_c in [(gh, gc), (None, gc), (gh, None)]:
+        da_ref, gcp_ref = K._lstm_gates_backward(np, a1, c, ref[1], g_h, g_c)
+        da, gcp = fused.lstm_gates_backward(np, a1, c, ref[1], g_h, g_c)
+        np.testing.assert_allclose(da, da_ref, atol=2e-6, rtol=1e-5)
+        np.testing.assert_allclose(gcp, gcp_ref, atol=2e-6, rtol=1e-5)
+
+
+def test_strided_state_slices():
+    # the packed-sequence step passes c[:, :n] (a strided slice) while a is contiguous
+    rng = np.random.default_rng(3)
+    a, c, gh, gc = _inputs(rng, 2, 6, 9)
+    n = 4
+    a_n = np.ascontiguousarray(a[:, :n])
+    ref = K._lstm_gates_forward(np, a_n.copy(), c[:, :n])
+    a_f = a_n.copy()
+    out = fused.lstm_gates_forward(np, a_f, c[:, :n])
+    for r, o in zip(ref, out):
+        np.testing.assert_allclose(o, r, atol=2e-6)
+    da_ref, _ = K._lstm_gates_backward(np, a_f, c[:, :n], out[1], gh[:, :n], gc[:, :n])
+    da, _ = fused.lstm_gates_backward(np, a_f, c[:, :n], out[1], gh[:, :n], gc[:, :n])
+    np.testing.assert_allclose(da, da_ref, atol=2e-6)
+
+
+def test_dispatch_float32_host_only(monkeypatch):
+    a32 = np.zeros((1, 2, 8), np.float32)
+    assert K.lstm_gate_kernels(np, a32)[0] is fused.lstm_gates_forward
+    assert K.lstm_gate_kernels(np, a32.astype(np.float64))[0] is K._lstm_gates_forward
+    assert K.lstm_gate_kernels(np, np.zeros((1, 8, 2), np.float32).transpose(0, 2, 1))[0] \
+        is K._lstm_gates_forward  # not contiguous: the in-place contract needs a view
+    monkeypatch.setenv(K.FUSED_ENV, "0")
+    assert K.lstm_gate_kernels(np, a32)[0] is K._lstm_gates_forward
+
+
+@pytest.mark.parametrize("lengths", [[7, 5, 2], [2, 7, 5]], ids=["sorted", "masked"])
+def test_a_network_gives_the_same_with_and_without_the_kernel(monkeypatch, lengths):
+    import rnndsl
+    from rnndsl import Tensor
+
+    def run(flag):
+        monkeypatch.setenv(K.FUSED_ENV, flag)
+        net = rnndsl.compile("bilstm(d=5) |> stack(2)", input_dim=6, seed=1)  # float32
+        x = np.random.default_rng(0).standard_normal((3, 7, 6)).astype(np.float32)
+        xt = Tensor(x, requires_grad=True)
+        y = net(xt, lengths=lengths)
+        net.zero_grad()
+        (y * y).sum().backward()
+        return y.numpy(), xt.grad.copy(), {k: p.grad.copy() for k, p in
+                                           net.named_parameters().items()}
+
+    y0, gx0, g0 = run("0")
+    y1, gx1, g1 = run("1")
+    np.testing.assert_allclose(y1, y0, atol=1e-5)
+    np.testing.assert_allclose(gx1, gx0, atol=1e-4)
+    for k in g0:
+        np.testing.assert_allclose(g1[k], g0[k], atol=1e-4, err_msg=k)
+
+
+def test_nan_propagates():
+    # fast math without the "no NaNs" flag: a diverged run must still show up as a NaN loss
+    a = np.zeros((1, 2, 8), np.float32)
+    a[0, 1, 3] = np.nan
+    _, _, h = fused.lstm_gates_forward(np, a, np.zeros((1, 2, 2), np.float32))
+    assert np.isnan(h[0, 1]).any() and not np.isnan(h[0, 0]).any()
