@@ -191,3 +191,44 @@ def test_shape_errors_are_clear():
         net(np.zeros((1, 3, 5)))
     with pytest.raises(rnndsl.RnnError, match="batch, time, features"):
         net(np.zeros((3, 5)))
+
+
+def test_word_dropout_replaces_by_unk_with_fixed_or_frequency_based_probability():
+    from rnndsl.nn.layers import Embedding
+
+    be = get_backend("numpy")
+    counts = [0, 0, 1, 3, 1000]  # <pad>, <unk>, a singleton, a rare word, a frequent word
+    ids = np.tile(np.arange(5), (20000, 1))  # every id 20,000 times
+    emb = Embedding("e", 5, 2, Init(np.random.default_rng(0), be, np.float64),
+                    word_dropout_alpha=0.25, counts=counts)
+    emb.table.value[:] = np.arange(5)[:, None]  # row i holds i: the output says which id was read
+    out = emb.lookup(ids, RunContext(train=True, rng=np.random.default_rng(1))).numpy()[..., 0]
+    replaced = (out != ids).mean(axis=0)
+    assert replaced[0] == 0 and replaced[1] == 0  # padding stays padding; <unk> is <unk>
+    np.testing.assert_allclose(replaced[2:], [0.25 / 1.25, 0.25 / 3.25, 0.25 / 1000.25],
+                               atol=0.01)
+    assert set(np.unique(out[out != ids])) == {1}  # replaced by <unk>
+    test = emb.lookup(ids, RunContext(train=False, rng=np.random.default_rng(1))).numpy()[..., 0]
+    np.testing.assert_array_equal(test, ids)  # never at evaluation
+    fixed = Embedding("f", 5, 2, Init(np.random.default_rng(0), be, np.float64), word_dropout=0.5)
+    fixed.table.value[:] = np.arange(5)[:, None]
+    out = fixed.lookup(ids, RunContext(train=True, rng=np.random.default_rng(2))).numpy()[..., 0]
+    np.testing.assert_allclose((out != ids).mean(axis=0)[2:], 0.5, atol=0.02)
+
+
+def test_word_dropout_alpha_reaches_the_embedding_from_a_spec(tmp_path):
+    from rnndsl.nn.layers import Embedding
+    from rnndsl.run import prepare
+
+    data = tmp_path / "d.conllu"
+    data.write_text("1\tthe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tdog\t_\tNOUN\t_\t_\t_\t_\t_\t_\n\n"
+                    "1\tthe\t_\tDET\t_\t_\t_\t_\t_\t_\n2\tcat\t_\tNOUN\t_\t_\t_\t_\t_\t_\n\n")
+    spec = tmp_path / "s.rnn"
+    spec.write_text(f'data d = conllu(train="{data}", dev="{data}", tags=upos)\n'
+                    "m = embed(d.words, d=4, word_dropout_alpha=0.5) |> lstm(d=3) "
+                    "|> softmax(d.tags)\ntrain m on d { epochs = 1 }\n")
+    prep = prepare(rnndsl.load(str(spec)), log=lambda s: None)
+    emb = next(m for m in prep.net.modules.values() if isinstance(m, Embedding))
+    vocab = prep.data.vocabs["words"]
+    p = {w: float(emb.drop_prob[vocab.index(w)]) for w in ("the", "dog")}
+    assert p == pytest.approx({"the": 0.5 / 2.5, "dog": 0.5 / 1.5})
