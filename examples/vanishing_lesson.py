@@ -12,6 +12,7 @@ over one dev sequence of the largest n.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ def spec_with_n(cell: str, n: int, epochs: int, tmp: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ns", default="5,20,50,100")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", default="runs/vanishing")
     args = ap.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
@@ -55,12 +56,26 @@ def main() -> None:
              "|---|" + "---|" * len(ns)]
     for cell in CELLS:
         lines.append(f"| {cell} | " + " | ".join(f"{acc[cell, n]:.1f}" for n in ns) + " |")
+    lines += ["", "Epoch at which dev accuracy first reached 99% (- : never):", "",
+              "| cell | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+    for cell in CELLS:
+        lines.append(f"| {cell} | " + " | ".join(
+            str(solved_epoch(out / f"{cell}_n{n}") or "-") for n in ns) + " |")
     table = "\n".join(lines)
     print(table)
     (out / "results.md").write_text(
         f"Dev accuracy (%) on the first-token task, {args.epochs} epochs, "
         f"{time.strftime('%Y-%m-%d')}; chance is 50.\n\n{table}\n")
     plot_gradflow(out, max(ns))
+
+
+def solved_epoch(run_dir: Path, level: float = 99.0) -> int | None:
+    """The first epoch whose dev accuracy reached `level`, from the run's metrics.jsonl."""
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("dev_accuracy", 0) >= level:
+            return int(row["epoch"])
+    return None
 
 
 def plot_gradflow(out: Path, n: int) -> None:

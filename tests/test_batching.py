@@ -117,3 +117,17 @@ def test_lm_arguments():
         lm_stream(np.zeros((2, 2)), 1)
     with pytest.raises(ValueError, match="bptt"):
         list(lm_segments(np.zeros((2, 5)), 0))
+
+
+def test_synthetic_first_token_and_first_symbol_tasks():
+    from rnndsl.data.dataset import synthetic_examples
+
+    tok = synthetic_examples({"task": "first_token", "n": 7, "vocab": 3, "size": 50}, "train")
+    sym = synthetic_examples({"task": "first_symbol", "n": 7, "size": 50}, "train")
+    dev = synthetic_examples({"task": "first_symbol", "n": 7, "size": 50}, "dev")
+    for exs in (tok, sym):
+        assert len(exs) == 50 and all(len(e.words) == 8 for e in exs)
+        assert all(e.label == e.words[0] and e.label in ("A", "B") for e in exs)
+    assert {w for e in tok for w in e.words[1:]} <= {"d0", "d1", "d2"}
+    assert {w for e in sym for w in e.words[1:]} == {"A", "B"}  # the distractors look like labels
+    assert len(dev) == 200 and [e.words for e in dev[:5]] != [e.words for e in sym[:5]]

@@ -298,8 +298,10 @@ class TaskData:
 def synthetic_examples(args: Mapping[str, Any], split: str) -> list[readers.Example]:
     """The long-dependency task: the label is the first token; n random distractors follow.
 
-    Two classes (tokens 'A' and 'B'), ``vocab`` distractor types d0 ... d{vocab-1}.
+    Two classes (tokens 'A' and 'B'). first_token: ``vocab`` distractor types d0 ... d{vocab-1};
+    first_symbol: the distractors are A and B too.
     """
+    task = str(args.get("task", "first_token"))
     n = int(args.get("n", 20))
     vocab = int(args.get("vocab", 10))
     size = int(args.get("size", 2000))
@@ -310,7 +312,10 @@ def synthetic_examples(args: Mapping[str, Any], split: str) -> list[readers.Exam
     out = []
     for i in range(size):
         first = "A" if rng.random() < 0.5 else "B"
-        distractors = [f"d{k}" for k in rng.integers(0, vocab, size=n)]
+        if task == "first_symbol":
+            distractors = ["A" if k else "B" for k in rng.integers(0, 2, size=n)]
+        else:
+            distractors = [f"d{k}" for k in rng.integers(0, vocab, size=n)]
         out.append(readers.Example(tuple([first, *distractors]), label=first,
                                    source=f"<synthetic {split}>", line=i + 1))
     return out

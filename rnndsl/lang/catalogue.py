@@ -374,16 +374,20 @@ READERS: dict[str, ReaderDef] = {
         ReaderDef(
             "synthetic",
             (
-                Param("task", Enum(("first_token",)), "first_token", "which task to generate"),
+                Param("task", Enum(("first_token", "first_symbol")), "first_token",
+                      "which task to generate"),
                 Param("n", Int(Range(0, 10_000)), 20, "distractor tokens after the first one"),
                 Param("vocab", Int(Range(2, 100_000)), 10, "number of distinct tokens"),
                 Param("size", Int(POSITIVE_INT), 2000, "number of training sequences"),
                 Param("seed", Int(), 0, "random seed of the generator"),
             ),
             (WORDS, LABELS),
-            "Generated data, no files. first_token: the label is the first token, followed by n "
-            "random distractors (a test of long-range memory, i.e. vanishing gradients). A dev "
-            "set of size/10 sequences comes from another seed.",
+            "Generated data, no files. first_token: the label is the first token (A or B), "
+            "followed by n random distractors d0 ... d{vocab-1} (a test of long-range memory, "
+            "i.e. vanishing gradients). first_symbol: all n+1 tokens are A or B and the label is "
+            "the first, so the model must also ignore the later, identical-looking inputs (what "
+            "an input gate does). A dev set of size/5 sequences (at least 200) comes from "
+            "another seed.",
             example="synthetic(task=first_token, n=20)",
         ),
     )
