@@ -33,40 +33,52 @@ def setup_threads(n: int) -> None:
         os.environ[k] = str(n)
 
 
-def build(workload: str, gpu: bool, only: str | None = None):
-    """(ours_train, torch_train, ours_decode, torch_decode, tokens per step, FLOPs per token);
-    ``only`` = "rnndsl" or "pytorch" builds that system alone (to measure its memory)."""
+def sizes(workload: str):
+    """(V, E, H, K, B, T, layers, bidirectional, head) of a workload."""
+    if workload in ("W1", "W2"):
+        dims = (20000, 100, 128, 17, 32, 25, 2, True)
+    elif workload == "W3":
+        dims = (10000, 200, 200, 10000, 20, 20, 2, False)
+    else:
+        dims = (20000, 100, 128, 17, 1, 20, 1, True)
+    return (*dims, "crf" if workload == "W2" else "softmax")
+
+
+def batch(workload: str):
     import numpy as np
-    import torch
+
+    V, E, H, K, B, T, layers, bi, head = sizes(workload)
+    rng = np.random.default_rng(0)
+    return rng.integers(2, V, size=(B, T)), rng.integers(0, K, size=(B, T))
+
+
+def flops_per_token(workload: str) -> int:
+    V, E, H, K, B, T, layers, bi, head = sizes(workload)
+    flops, d_in = 0, E
+    for _ in range(layers):
+        flops += (2 if bi else 1) * 2 * 4 * H * (d_in + H)
+        d_in = H * (2 if bi else 1)
+    return 3 * (flops + 2 * d_in * K)  # forward + two products backward
+
+
+def build_rnndsl(workload: str, gpu: bool):
+    """(train step, decode) of rnndsl; imports no torch."""
+    import numpy as np
 
     sys.path.insert(0, HERE)
     from common import tagger_graph
 
+    from rnndsl.autodiff import no_grad
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
     from rnndsl.train.optim import SGD, Adam
 
-    backend = "cupy" if gpu else "numpy"
-    dev = "cuda" if gpu else "cpu"
-    rng = np.random.default_rng(0)
-    if workload in ("W1", "W2"):
-        V, E, H, K, B, T, layers, bi = 20000, 100, 128, 17, 32, 25, 2, True
-    elif workload == "W3":
-        V, E, H, K, B, T, layers, bi = 10000, 200, 200, 10000, 20, 20, 2, False
-    else:
-        V, E, H, K, B, T, layers, bi = 20000, 100, 128, 17, 1, 20, 1, True
-    head = "crf" if workload == "W2" else "softmax"
+    V, E, H, K, B, T, layers, bi, head = sizes(workload)
     g = tagger_graph(V, E, H, layers, K, bidirectional=bi, head=head)
-    if only == "pytorch":  # a token network: the rnndsl side is not measured
-        g = tagger_graph(2, 1, 1, 1, 2, bidirectional=bi, head=head)
-    net = Network(g, {"d.words": V if only != "pytorch" else 2,
-                      "d.tags": K if only != "pytorch" else 2}, seed=0, backend=backend)
+    net = Network(g, {"d.words": V, "d.tags": K}, seed=0, backend="cupy" if gpu else "numpy")
     xp = net.backend.xp
-    ids = rng.integers(2, V, size=(B, T))
-    tags = rng.integers(0, K, size=(B, T))
+    ids, tags = batch(workload)
     ids_tm, tags_tm = xp.asarray(ids.T.copy()), xp.asarray(tags.T.copy())
-    if only == "pytorch":
-        ids_tm, tags_tm = ids_tm % 2, tags_tm % 2
     info = SeqInfo(np.full(B, T), T, xp)
     valid = xp.ones((T, B), dtype=bool)
     opt = SGD(net.named_parameters(), lr=1.0) if workload == "W3" else \
@@ -75,9 +87,8 @@ def build(workload: str, gpu: bool, only: str | None = None):
     def sync():
         if gpu:
             xp.cuda.Device().synchronize()
-            torch.cuda.synchronize()
 
-    def ours_train():
+    def train():
         ctx = RunContext(train=True, rng=np.random.default_rng(0))
         values = net.run({"words": TokenValue(ids_tm, info)}, ctx)
         h = net.head
@@ -87,9 +98,7 @@ def build(workload: str, gpu: bool, only: str | None = None):
         opt.step()
         sync()
 
-    def ours_decode():
-        from rnndsl.autodiff import no_grad
-
+    def decode():
         with no_grad():
             values = net.run({"words": TokenValue(ids_tm, info)}, RunContext())
             h = net.head
@@ -97,6 +106,20 @@ def build(workload: str, gpu: bool, only: str | None = None):
             out = h.decode(s, valid) if head == "crf" else h.predict(s)
         sync()
         return out
+
+    return train, decode
+
+
+def build_torch(workload: str, gpu: bool):
+    """(train step, decode) of PyTorch (pytorch-crf for W2); imports no rnndsl."""
+    import torch
+
+    V, E, H, K, B, T, layers, bi, head = sizes(workload)
+    dev = "cuda" if gpu else "cpu"
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize()
 
     class TorchNet(torch.nn.Module):
         def __init__(self):
@@ -109,12 +132,10 @@ def build(workload: str, gpu: bool, only: str | None = None):
         def forward(self, x):
             return self.out(self.rnn(self.emb(x))[0])
 
-    if only == "rnndsl":  # the PyTorch side as small as it gets
-        V, E, H, K = 2, 1, 1, 2
-        ids, tags = ids % 2, tags % 2
     tnet = TorchNet().to(dev)
     topt = torch.optim.SGD(tnet.parameters(), lr=1.0) if workload == "W3" else \
         torch.optim.Adam(tnet.parameters(), lr=1e-3)
+    ids, tags = batch(workload)
     tids, ttags = torch.tensor(ids, device=dev), torch.tensor(tags, device=dev)
     crf = None
     if head == "crf":
@@ -124,7 +145,7 @@ def build(workload: str, gpu: bool, only: str | None = None):
         topt.add_param_group({"params": crf.parameters()})
     lossf = torch.nn.CrossEntropyLoss()
 
-    def torch_train():
+    def train():
         topt.zero_grad()
         scores = tnet(tids)
         if crf is not None:
@@ -135,20 +156,22 @@ def build(workload: str, gpu: bool, only: str | None = None):
         topt.step()
         sync()
 
-    def torch_decode():
+    def decode():
         with torch.no_grad():
             scores = tnet(tids)
             out = crf.decode(scores) if crf is not None else scores.argmax(-1)
         sync()
         return out
 
-    flops = 0
-    d_in = E
-    for _ in range(layers):
-        flops += (2 if bi else 1) * 2 * 4 * H * (d_in + H)
-        d_in = H * (2 if bi else 1)
-    flops += 2 * d_in * K
-    return ours_train, torch_train, ours_decode, torch_decode, B * T, 3 * flops
+    return train, decode
+
+
+def build(workload: str, gpu: bool):
+    """(ours_train, torch_train, ours_decode, torch_decode, tokens per step, FLOPs per token)."""
+    ours_train, ours_decode = build_rnndsl(workload, gpu)
+    torch_train, torch_decode = build_torch(workload, gpu)
+    V, E, H, K, B, T, layers, bi, head = sizes(workload)
+    return ours_train, torch_train, ours_decode, torch_decode, B * T, flops_per_token(workload)
 
 
 def rounds(fa, fb, n_rounds: int, steps: int, tokens: int):
@@ -174,17 +197,22 @@ def ratio_line(ra: list[float], rb: list[float], invert: bool = False) -> str:
 
 
 def peak_rss(workload: str, system: str, threads: int) -> float:
-    """Peak RSS (MiB) of a fresh process doing 5 training steps of one system."""
-    code = (f"import sys, resource; sys.path.insert(0, {HERE!r}); import bench_speed as b; "
-            f"f = b.build({workload!r}, False, only={system!r})[{0 if system == 'rnndsl' else 1}]; "
-            "[f() for _ in range(5)]; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    """Peak RSS (MiB) of a fresh process doing 5 training steps of one system, as a user runs
+    it: the rnndsl process never imports torch, the PyTorch process never imports rnndsl.
+
+    VmHWM of the process itself: ru_maxrss would carry over the parent's size across exec.
+    """
+    fn = "build_rnndsl" if system == "rnndsl" else "build_torch"
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import bench_speed as b; "
+            f"f = b.{fn}({workload!r}, False)[0]; [f() for _ in range(5)]; "
+            "print([l.split()[1] for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')][0])")
     env = {**os.environ}
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[k] = str(threads)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
