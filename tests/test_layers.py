@@ -129,6 +129,14 @@ def test_forget_bias_option_sets_the_forget_gate_bias():
     np.testing.assert_allclose(b[3:6], 1.0)  # torch order i, f, g, o
 
 
+@pytest.mark.parametrize("reset,sign", [("before", -1.0), ("after", 1.0)])
+def test_gru_forget_bias_leans_the_update_gate_towards_keeping_the_state(reset, sign):
+    net = rnndsl.compile(f'gru(d=3, reset="{reset}", forget_bias=2.0)', input_dim=2)
+    gru = next(iter(net.modules.values()))
+    np.testing.assert_allclose(gru.b_ih.data[3:6], sign * 2.0)  # gate order r, z, n
+    np.testing.assert_allclose(gru.b_hh.data[0, 0, 3:6], 0.0)
+
+
 def test_learned_initial_state_gets_a_gradient():
     net = rnndsl.compile("lstm(d=3, s0=learned)", input_dim=2, dtype="float64")
     x = np.random.default_rng(0).standard_normal((2, 3, 2))

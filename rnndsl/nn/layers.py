@@ -113,6 +113,13 @@ class Recurrent(Module):
             for dd in range(self.D):
                 self.b_ih.data[dd * G + d: dd * G + 2 * d] = forget_bias
             self.b_hh.data[:, :, d: 2 * d] = 0
+        if cell.kind == "gru" and forget_bias:
+            # gate order (r, z, n); the lecture's GRU keeps s_{j-1} with weight 1 - z, the
+            # reset-after (PyTorch) form with weight z: the bias leans z towards keeping
+            sign = 1.0 if cell.reset == "after" else -1.0
+            for dd in range(self.D):
+                self.b_ih.data[dd * G + d: dd * G + 2 * d] = sign * forget_bias
+            self.b_hh.data[:, :, d: 2 * d] = 0
         self.s0 = s0
         if s0 == "learned":
             for part in cell.carries:
