@@ -30,6 +30,7 @@ def main() -> None:
 
     sys.path.insert(0, HERE)
     from common import tagger_graph
+
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
     from rnndsl.train.optim import Adam

@@ -7,7 +7,8 @@ import pytest
 
 from rnndsl.nn import kernels as K
 
-fused = pytest.importorskip("rnndsl.nn.fused_cpu", reason="numba (the `fast` extra) is not installed")
+fused = pytest.importorskip("rnndsl.nn.fused_cpu",
+                            reason="numba (the `fast` extra) is not installed")
 
 
 def _inputs(rng, D=2, B=5, H=7, scale=3.0):

@@ -152,10 +152,10 @@ class TaskData:
     def counts(self) -> dict[str, list[int]]:
         """Training count per id of each token field (0 for specials): frequency word dropout."""
         out = {}
-        for field in ("words", "chars", "feats"):
-            v = self.vocabs.get(field)
+        for key in ("words", "chars", "feats"):
+            v = self.vocabs.get(key)
             if v is not None and v.counts is not None:
-                out[f"{self.name}.{field}"] = [v.counts.get(t, 0) for t in v.tokens]
+                out[f"{self.name}.{key}"] = [v.counts.get(t, 0) for t in v.tokens]
         return out
 
     def label_names(self) -> list[str]:

@@ -10,9 +10,10 @@ LLVM vectorizes with AVX2; sigma(x) = (tanh(x / 2) + 1) / 2.
 
 No threads: Numba's thread pool and OpenBLAS's fight over 2 cores (measured: 16x slower).
 ``error_model='numpy'`` drops Python's zero-division check, without which the loops do not
-vectorize; the fast-math flags leave out "no NaNs", so a NaN still reaches the loss check. The kernels override the generic ones (`kernels.lstm_gate_kernels`) for float32 host
-arrays when Numba imports; ``RNNDSL_FUSED=0`` turns them off, and tests/test_fused.py checks
-them equal to the generic path.
+vectorize; the fast-math flags leave out "no NaNs", so a NaN still reaches the loss check.
+The kernels override the generic ones (`kernels.lstm_gate_kernels`) for float32 host arrays
+when Numba imports; ``RNNDSL_FUSED=0`` turns them off, and tests/test_fused.py checks them
+equal to the generic path.
 """
 
 from __future__ import annotations
