@@ -78,26 +78,27 @@ def test_pos_tagger():
         "rnn",
         "pool",
         "concat",
+        "dropout",
         "rnn",
         "dropout",
         "rnn",
         "softmax",
     ]
     rnns = [n for n in ordered_nodes(g) if g.nodes[n]["kind"] == "rnn"]
-    assert rnns == ["chars.2.bilstm", "tagger.2.bilstm", "tagger.2.bilstm.1"]
+    assert rnns == ["chars.2.bilstm", "tagger.3.bilstm", "tagger.3.bilstm.1"]
     assert inputs_of(g, "tagger.1.concat") == ["words.1.embed", "chars.3.last"]
     assert g.edges["chars.3.last", "tagger.1.concat"]["order"] == 1
-    head = g.nodes["tagger.4.softmax"]
-    assert g.graph["output"] == "tagger.4.softmax" and g.graph["head"] == "softmax"
+    head = g.nodes["tagger.5.softmax"]
+    assert g.graph["output"] == "tagger.5.softmax" and g.graph["head"] == "softmax"
     assert head["params"]["target"] == "ewt.tags" and head["params"]["per"] == "token"
     assert head["params"]["loss"] == "xent"
     assert g.graph["inputs"] == ["ewt.words", "ewt.chars"]
     assert g.nodes["ewt.chars"]["params"] == {"dataset": "ewt", "field": "chars", "level": 2}
     assert g.nodes["ewt.chars"]["out_type"] == Tokens(2)
-    assert g.nodes["chars.2.bilstm"]["out_type"] == Seq(100, 2)
-    assert str(g.nodes["chars.2.bilstm"]["out_type"]) == "Seq[Seq[100]]"
-    assert g.nodes["tagger.1.concat"]["out_type"] == Seq(200)
-    lstm = g.nodes["tagger.2.bilstm.1"]
+    assert g.nodes["chars.2.bilstm"]["out_type"] == Seq(200, 2)
+    assert str(g.nodes["chars.2.bilstm"]["out_type"]) == "Seq[Seq[200]]"
+    assert g.nodes["tagger.1.concat"]["out_type"] == Seq(300)
+    lstm = g.nodes["tagger.3.bilstm.1"]
     assert lstm["params"] == {
         "cell": "lstm",
         "bidirectional": True,
@@ -109,19 +110,21 @@ def test_pos_tagger():
         "dropout": 0.0,
     }
     assert lstm["in_types"] == [Seq(256)]
-    assert g.nodes["tagger.3.stack.dropout.1"]["params"] == {"p": 0.3}
+    assert g.nodes["tagger.2.dropout"]["params"] == {"p": 0.33}
+    assert g.nodes["tagger.4.stack.dropout.1"]["params"] == {"p": 0.33}
     embed = g.nodes["words.1.embed"]["params"]
     assert embed["source"] == "ewt.words" and embed["d"] == 100 and embed["pretrained"] is None
+    assert embed["word_dropout_alpha"] == 0.25
     t = checked.train
     assert (t.model, t.data, t.epochs, t.batch, t.clip, t.seed) == ("tagger", "ewt", 3, 32, 5.0, 1)
-    assert t.optimizer == FuncValue("adam", {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
-    assert (t.early_stop.metric, t.early_stop.patience) == ("accuracy", 3)
+    assert t.optimizer == FuncValue("adam", {"lr": 2e-3, "beta1": 0.9, "beta2": 0.9, "eps": 1e-8})
+    assert t.schedule == FuncValue("plateau", {"factor": 0.5, "patience": 0})
     assert checked.output.predictions is True and checked.output.dir is None
     ewt = checked.data["ewt"]
-    assert ewt.reader == "conllu" and ewt.args["tags"] == "upos"
+    assert ewt.reader == "conllu" and ewt.args["tags"] == "upos" and ewt.args["lowercase"] is True
     assert ewt.args["train"] == str(ROOT / "specs" / "data" / "ewt" / "train.conllu.gz")
     assert set(ewt.fields) == {"words", "chars", "tags"}
-    assert checked.definitions["chars"].out_type == Seq(100)
+    assert checked.definitions["chars"].out_type == Seq(200)
     assert not checked.definitions["chars"].open
 
 
