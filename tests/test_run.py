@@ -306,3 +306,20 @@ def test_profile_reports_where_the_time_went(tmp_path):
     report = next(s for s in lines if s.startswith("time spent"))
     for part in ("forward", "backward", "optimizer", "data", "evaluation"):
         assert part in report
+
+
+@pytest.mark.parametrize("patience,expected", [(0, [1.0, 0.5, 0.25]), (2, [1.0, 1.0, 0.5])])
+def test_plateau_schedule_halves_the_rate_after_epochs_without_improvement(tmp_path, patience,
+                                                                            expected):
+    # lr tiny: dev accuracy never improves after epoch 1, so every later epoch is a bad one
+    spec = tmp_path / "p.rnn"
+    spec.write_text(
+        "data toy = synthetic(task=first_token, n=3, size=64)\n"
+        "m = embed(toy.words, d=4) |> lstm(d=4) |> last |> softmax(toy.labels)\n"
+        "train m on toy { optimizer = sgd(lr=1e-12); epochs = 4; batch = 16; seed = 1;\n"
+        f"  schedule = plateau(factor=0.5, patience={patience}) }}\n")
+    out = tmp_path / "run"
+    run(spec, out=str(out), log=lambda s: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # the rate epochs 2-4 ran with: a decay after epoch k (its track) applies from epoch k + 1
+    assert [round(r["lr"] / 1e-12, 6) for r in rows[1:]] == expected

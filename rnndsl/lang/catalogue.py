@@ -1078,7 +1078,8 @@ SCHEDULES = Func(
             "plateau",
             (
                 Param("factor", Float(Range(0, 1, lo_open=True, hi_open=True)), 0.5, "lr factor"),
-                Param("patience", Int(NON_NEGATIVE), 1, "epochs without dev improvement"),
+                Param("patience", Int(NON_NEGATIVE), 1,
+                      "epochs without dev improvement before each decay (0 acts as 1)"),
             ),
             "multiply the learning rate by `factor` when the dev metric stops improving",
         ),

@@ -348,7 +348,8 @@ class Trainer:
             return True
         st.bad_epochs += 1
         kind, a = self.s.schedule
-        if kind == "plateau" and st.bad_epochs % int(a.get("patience", 1)) == 0:
+        # every `patience` epochs without improvement (0 and 1: at each such epoch)
+        if kind == "plateau" and st.bad_epochs % max(1, int(a.get("patience", 1))) == 0:
             self.opt.lr *= float(a.get("factor", 0.5))
             self.lr0 = self.opt.lr
         return False
