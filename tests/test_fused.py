@@ -94,3 +94,26 @@ def test_nan_propagates():
     a[0, 1, 3] = np.nan
     _, _, h = fused.lstm_gates_forward(np, a, np.zeros((1, 2, 2), np.float32))
     assert np.isnan(h[0, 1]).any() and not np.isnan(h[0, 0]).any()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (40, 10000), (2, 5, 33)])
+def test_fused_softmax_matches_numpy(shape, monkeypatch):
+    from rnndsl.autodiff.ops import OPS, _softmax_parts, fused_softmax_kernel
+
+    assert fused_softmax_kernel() is not None
+    rng = np.random.default_rng(len(shape))
+    logits = (rng.normal(size=shape) * 5).astype(np.float32)
+    logits.reshape(-1)[0] = -200.0  # far below the row maximum: exp underflows to ~0
+    m, e, s = _softmax_parts(np, logits)
+    m64 = logits.astype(np.float64).max(-1, keepdims=True)
+    e64 = np.exp(logits.astype(np.float64) - m64)
+    np.testing.assert_array_equal(m, m64.astype(np.float32))
+    np.testing.assert_allclose(e, e64, rtol=2e-6, atol=1e-30)
+    np.testing.assert_allclose(s, e64.sum(-1, keepdims=True), rtol=1e-5)
+    targets = rng.integers(0, shape[-1], size=shape[:-1])
+    loss, vjp = OPS["softmax_cross_entropy"].fn(np, logits, targets)
+    grad = vjp(np.ones(shape[:-1], np.float32))[0]
+    monkeypatch.setenv(K.FUSED_ENV, "0")  # the NumPy path
+    loss0, vjp0 = OPS["softmax_cross_entropy"].fn(np, logits, targets)
+    np.testing.assert_allclose(loss, loss0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, vjp0(np.ones(shape[:-1], np.float32))[0], atol=1e-6)

@@ -8,6 +8,7 @@ Positional arguments that are not Tensors are constants (masks, indices).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -408,6 +409,22 @@ def _add_at_targets(xp, a, targets, value):
         else value.reshape(-1)
 
 
+_fused_softmax: list = []  # [kernel or None] once loaded
+
+
+def fused_softmax_kernel():
+    """fused_host.softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
+    if os.environ.get("RNNDSL_FUSED", "1") == "0":
+        return None
+    if not _fused_softmax:
+        try:
+            from .fused_host import softmax_rows
+        except ImportError:  # numba is an optional extra
+            softmax_rows = None
+        _fused_softmax.append(softmax_rows)
+    return _fused_softmax[0]
+
+
 def _softmax_parts(xp, logits):
     """(m, e, s): row maxima, exp(logits - m) and its row sums (keepdims), over the last axis.
 
@@ -420,12 +437,16 @@ def _softmax_parts(xp, logits):
         return m, e, e.sum(axis=-1, keepdims=True)
     C = logits.shape[-1]
     lead = logits.shape[:-1] + (1,)
-    l2 = logits.reshape(-1, C)
+    l2 = xp.ascontiguousarray(logits.reshape(-1, C))
     e = xp.empty_like(l2)
     m = xp.empty((l2.shape[0], 1), dtype=logits.dtype)
     s = xp.empty((l2.shape[0], 1), dtype=logits.dtype)
+    kernel = fused_softmax_kernel() if logits.dtype == xp.float32 and C > 0 else None
 
     def block(lo, hi):
+        if kernel is not None:
+            kernel(l2[lo:hi], e[lo:hi], m[lo:hi], s[lo:hi])
+            return
         li, ei = l2[lo:hi], e[lo:hi]
         li.max(axis=-1, keepdims=True, out=m[lo:hi])
         xp.subtract(li, m[lo:hi], out=ei)
