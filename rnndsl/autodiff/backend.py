@@ -8,6 +8,7 @@ it never branches on the backend.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -165,6 +166,24 @@ def dtype_of(name: str | Any) -> Any:
 
 def host_rng(seed: Any) -> numpy.random.Generator:
     return numpy.random.default_rng(seed)
+
+
+# --- optional fused host kernels (Numba) --------------------------------------------------------
+FUSED_ENV = "RNNDSL_FUSED"  # "0": the plain NumPy paths only
+_fused_modules: dict[str, Any] = {}
+
+
+def fused_module(name: str) -> Any:
+    """An optional Numba kernel module, imported once; None when Numba is missing (the `fast`
+    extra) or RNNDSL_FUSED=0 (read at each call, so it can be switched in a running process)."""
+    if os.environ.get(FUSED_ENV, "1") == "0":
+        return None
+    if name not in _fused_modules:
+        try:
+            _fused_modules[name] = importlib.import_module(name)
+        except ImportError:
+            _fused_modules[name] = None
+    return _fused_modules[name]
 
 
 # --- threads for large elementwise work on the host ---------------------------------------------

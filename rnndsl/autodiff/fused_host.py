@@ -16,11 +16,11 @@ from numba import njit
 from .backend import host as np
 
 F = np.float32
-_JIT = dict(fastmath={"contract", "arcp", "afn", "reassoc"},
-            boundscheck=False, error_model="numpy", cache=True)
+JIT_OPTIONS = dict(fastmath={"contract", "arcp", "afn", "reassoc"},  # also nn/fused_cpu.py
+                   boundscheck=False, error_model="numpy", cache=True)
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _row(x, e, bits):
     m = x[0]
     for j in range(x.shape[0]):
@@ -46,7 +46,7 @@ def _row(x, e, bits):
     return m, s
 
 
-@njit(nogil=True, **_JIT)
+@njit(nogil=True, **JIT_OPTIONS)
 def softmax_rows(x, e, m, s):
     """For each row of x (R, C): m = max, e = exp(x - m), s = sum(e); m and s are (R, 1)."""
     bits = np.empty(x.shape[1], dtype=np.int32)

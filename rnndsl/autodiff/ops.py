@@ -8,7 +8,6 @@ Positional arguments that are not Tensors are constants (masks, indices).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -409,20 +408,10 @@ def _add_at_targets(xp, a, targets, value):
         else value.reshape(-1)
 
 
-_fused_softmax: list = []  # [kernel or None] once loaded
-
-
 def fused_softmax_kernel():
     """fused_host.softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
-    if os.environ.get("RNNDSL_FUSED", "1") == "0":
-        return None
-    if not _fused_softmax:
-        try:
-            from .fused_host import softmax_rows
-        except ImportError:  # numba is an optional extra
-            softmax_rows = None
-        _fused_softmax.append(softmax_rows)
-    return _fused_softmax[0]
+    fused = B.fused_module(f"{__package__}.fused_host")
+    return None if fused is None else fused.softmax_rows
 
 
 def _softmax_parts(xp, logits):

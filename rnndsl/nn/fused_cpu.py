@@ -21,10 +21,9 @@ from __future__ import annotations
 from numba import njit
 
 from ..autodiff.backend import host as np
+from ..autodiff.fused_host import JIT_OPTIONS as _JIT
 
 F = np.float32
-_JIT = dict(fastmath={"contract", "arcp", "afn", "reassoc"},
-            boundscheck=False, error_model="numpy", cache=True)
 
 
 @njit(inline="always", **_JIT)

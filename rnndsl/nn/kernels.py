@@ -15,40 +15,21 @@ Internal gate orders: LSTM (i, f, o, z) so the three sigmoids are one contiguous
 
 from __future__ import annotations
 
-import os
-
 from ..autodiff import backend as Bk
 from ..autodiff.ops import op
 from ..autodiff.tensor import OuterGrad
 
-FUSED_ENV = "RNNDSL_FUSED"  # "0": always the generic gate arithmetic
-_fused_lstm: tuple | None = None
-_fused_loaded = False
-
-
-def fused_lstm_kernels() -> tuple | None:
-    """(forward, backward) of fused_cpu.py, or None when Numba is missing or RNNDSL_FUSED=0."""
-    global _fused_lstm, _fused_loaded
-    if os.environ.get(FUSED_ENV, "1") == "0":
-        return None
-    if not _fused_loaded:
-        _fused_loaded = True
-        try:
-            from . import fused_cpu
-        except ImportError:  # numba is an optional extra
-            _fused_lstm = None
-        else:
-            _fused_lstm = (fused_cpu.lstm_gates_forward, fused_cpu.lstm_gates_backward)
-    return _fused_lstm
+FUSED_ENV = Bk.FUSED_ENV  # "0": always the generic gate arithmetic
+_FUSED_CPU = f"{__package__}.fused_cpu"  # the optional Numba override of the gate arithmetic
 
 
 def lstm_gate_kernels(xp, a) -> tuple:
     """The gate arithmetic for this step: the fused CPU kernel (an override of the generic one,
     tested equal to it) for contiguous float32 host arrays when available, else the generic."""
     if xp is Bk.host and a.dtype == Bk.host.float32 and a.flags.c_contiguous:
-        fused = fused_lstm_kernels()
+        fused = Bk.fused_module(_FUSED_CPU)
         if fused is not None:
-            return fused
+            return fused.lstm_gates_forward, fused.lstm_gates_backward
     return _lstm_gates_forward, _lstm_gates_backward
 
 
