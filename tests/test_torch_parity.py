@@ -119,3 +119,34 @@ def test_wrong_torch_state_is_a_clear_error():
         net.load_torch_state(state)
     with pytest.raises(TorchStateError, match="missing bias_ih_l0"):
         net.load_torch_state({k: v for k, v in state.items() if k != "bias_ih_l0"})
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-6), ("float64", 1e-12)])
+@pytest.mark.parametrize("kind", ["adam", "adam_wd", "sgd", "sgd_momentum"])
+def test_optimizers_against_torch(kind, dtype, tol):
+    # float32 goes through the fused kernels when Numba is there, float64 through NumPy
+    torch = pytest.importorskip("torch")
+    from rnndsl.train.optim import SGD, Adam
+
+    rng = np.random.default_rng(5)
+    shapes = [(6, 4), (4,), (300, 40)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(5)]
+    ours = {str(i): Tensor(a.copy(), requires_grad=True) for i, a in enumerate(init)}
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in init]
+    if kind.startswith("adam"):
+        wd = 0.1 if kind == "adam_wd" else 0.0
+        opt = Adam(ours, lr=0.01, beta1=0.8, beta2=0.99, weight_decay=wd)
+        topt = torch.optim.Adam(theirs, lr=0.01, betas=(0.8, 0.99), weight_decay=wd)
+    else:
+        mom = 0.9 if kind == "sgd_momentum" else 0.0
+        opt = SGD(ours, lr=0.1, momentum=mom)
+        topt = torch.optim.SGD(theirs, lr=0.1, momentum=mom)
+    for gs in grads:
+        for (_, t), tt, g in zip(ours.items(), theirs, gs):
+            t.grad = g.copy()
+            tt.grad = torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+    for (k, t), tt in zip(ours.items(), theirs):
+        np.testing.assert_allclose(t.data, tt.detach().numpy(), rtol=tol, atol=tol, err_msg=k)

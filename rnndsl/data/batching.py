@@ -9,8 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rnndsl.errors import DataError
-
+from ..errors import DataError
 from .vocab import Vocab
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnndsl.errors import DataError
-
+from ..errors import DataError
 from .readers import PathLike, iter_lines, open_binary
 from .vocab import Vocab
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rnndsl.errors import DataError, did_you_mean
+from ..errors import DataError, did_you_mean
 
 PathLike = str | os.PathLike
 

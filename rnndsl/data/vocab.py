@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rnndsl.errors import DataError, did_you_mean
+from ..errors import DataError, did_you_mean
 
 PAD = "<pad>"
 UNK = "<unk>"

@@ -58,12 +58,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rnndsl.autodiff import backend as B
-from rnndsl.autodiff import functional as F
-from rnndsl.autodiff.backend import host
-from rnndsl.autodiff.ops import apply, op
-from rnndsl.autodiff.tensor import Tensor, no_grad
-from rnndsl.errors import DataError, ShapeError
+from ..autodiff import backend as B
+from ..autodiff import functional as F
+from ..autodiff.backend import host
+from ..autodiff.ops import apply, op
+from ..autodiff.tensor import Tensor, no_grad
+from ..errors import DataError, ShapeError
 
 Array = Any  # an array of the backend namespace ``xp`` (numpy.ndarray or cupy.ndarray)
 

@@ -148,7 +148,7 @@ class Recurrent(Module):
         if ctx.train and self.dropout > 0:  # variational: one mask per sequence across time
             inp = F.dropout(inp, self.dropout, ctx.rng, noise_shape=(1, Bn, d_in))
         bias = self.b_ih if self.cell.has_hidden_bias else self.b_ih + self.b_hh.reshape(-1)
-        proj = (inp.reshape(T * Bn, d_in) @ self.W_ih + bias).reshape(T, Bn, -1)
+        proj = apply("affine", inp.reshape(T * Bn, d_in), self.W_ih, bias).reshape(T, Bn, -1)
         steps = F.unbind(apply("bi_arrange", proj, info.rev_flat, D=self.D), axis=0)
         carry = self.initial_carry(Bn, ctx, x.data.dtype, x.data.xp)
         params = self.step_params()

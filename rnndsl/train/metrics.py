@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnndsl.errors import ShapeError
+from ..errors import ShapeError
 
 _END = frozenset(
     {("B", "B"), ("B", "O"), ("I", "B"), ("I", "O"), ("E", "E"), ("E", "I"), ("E", "O")}

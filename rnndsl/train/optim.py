@@ -92,6 +92,27 @@ class Optimizer:
             self.state.setdefault(name, {})[k] = xp.asarray(v)
 
 
+_FUSED = f"{__package__}.fused_cpu"  # optional Numba updates, one pass per parameter
+_CHUNK = 1 << 16  # elements per block when a large update is shared among threads
+
+
+def _fused(*arrays: Any) -> Any:
+    """fused_cpu when every array is a C-contiguous float32 host array and Numba is there."""
+    if all(Bk.namespace_of(a) is Bk.host and a.dtype == Bk.host.float32
+           and a.flags.c_contiguous for a in arrays):
+        return Bk.fused_module(_FUSED)
+    return None
+
+
+def _flat_blocks(kernel: Any, arrays: tuple, *scalars: Any) -> None:
+    """kernel(*flat slices, *scalars) over blocks of the flattened arrays, on all host threads
+    for large ones (the kernels release the GIL)."""
+    flat = [a.reshape(-1) for a in arrays]
+    n = flat[0].shape[0]
+    Bk.row_blocks(-(-n // _CHUNK), _CHUNK, lambda lo, hi: kernel(
+        *(f[lo * _CHUNK: hi * _CHUNK] for f in flat), *scalars), block=1)
+
+
 class _RowView:
     """The rows of a parameter, updated by the dense rule and written back."""
 
@@ -110,6 +131,10 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
 
     def update(self, name, p, g):
+        fused = None if self.momentum else _fused(p.data, g)
+        if fused is not None:
+            _flat_blocks(fused.sgd_flat, (p.data, g), Bk.host.float32(self.lr))
+            return
         if self.momentum:
             buf = self.slot(name, "momentum", p.data)
             buf *= self.momentum
@@ -133,9 +158,20 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay, lazy)
         self.b1, self.b2, self.eps = float(beta1), float(beta2), float(eps)
 
+    def _scalars(self) -> tuple:
+        """(beta1, beta2, lr / bc1, 1 / sqrt(bc2), eps) as float32, for the fused kernels."""
+        f32 = Bk.host.float32
+        bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        return (f32(self.b1), f32(self.b2), f32(self.lr / bc1), f32(1 / math.sqrt(bc2)),
+                f32(self.eps))
+
     def update(self, name, p, g):
         m = self.slot(name, "m", p.data)
         v = self.slot(name, "v", p.data)
+        fused = _fused(p.data, g, m, v)
+        if fused is not None:
+            _flat_blocks(fused.adam_flat, (p.data, g, m, v), *self._scalars())
+            return
         m *= self.b1
         m += (1 - self.b1) * g
         v *= self.b2
@@ -147,6 +183,15 @@ class Adam(Optimizer):
         denom /= math.sqrt(bc2)
         denom += self.eps
         p.data -= (step * m) / denom
+
+    def update_rows(self, name, p, g):
+        m = self.slot(name, "m", p.data)
+        v = self.slot(name, "v", p.data)
+        values = g.values.reshape(g.values.shape[0], -1)
+        fused = _fused(p.data, values, m, v) if p.data.ndim == 2 else None
+        if fused is None:
+            return super().update_rows(name, p, g)
+        fused.adam_rows(p.data, g.indices, values, m, v, *self._scalars())
 
 
 class AdaGrad(Optimizer):
