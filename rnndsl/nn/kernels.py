@@ -33,6 +33,18 @@ def lstm_gate_kernels(xp, a) -> tuple:
     return _lstm_gates_forward, _lstm_gates_backward
 
 
+def _times_wt(xp, d, W):
+    """d W^T per direction, d (D, B, G), W (D, H, G): the gradient reaching h_{t-1}.
+
+    On the host it is computed as (W d^T)^T: with the small batch as the short side OpenBLAS
+    spreads the product over the cores, 1.4x faster at B = 20-32 (measured; it does not for
+    d W^T). The transpose back to (D, B, H) is a small copy.
+    """
+    if xp is Bk.host:
+        return xp.ascontiguousarray(xp.swapaxes(xp.matmul(W, xp.swapaxes(d, -1, -2)), -1, -2))
+    return xp.matmul(d, xp.swapaxes(W, -1, -2))
+
+
 def _sigmoid_(xp, a):
     """In-place logistic through tanh: no overflow for large |a|."""
     a *= 0.5
@@ -101,7 +113,7 @@ def _lstm_core(xp, xg, carry, params):
     def vjp(gs):
         gh, gc = gs
         da, gc_prev = gates_backward(xp, a, c, tc, gh, gc)
-        g_h = xp.matmul(da, xp.swapaxes(W, -1, -2))
+        g_h = _times_wt(xp, da, W)
         # dW = h^T da, summed with the other steps' in one product when it is read
         return da, (g_h, gc_prev), (OuterGrad([(h, da)]),)
 
@@ -163,7 +175,7 @@ def _srnn_core(xp, xg, carry, params, act="tanh"):
         if gh is None:
             gh = xp.zeros_like(a)
         da = gh * (1 - a * a) if act == "tanh" else gh * (a > 0)
-        return da, (xp.matmul(da, xp.swapaxes(W, -1, -2)),), (OuterGrad([(h, da)]),)
+        return da, (_times_wt(xp, da, W),), (OuterGrad([(h, da)]),)
 
     return (a,), vjp
 
@@ -202,7 +214,7 @@ def _gru_core(xp, xg, carry, params):
         dxg[..., 2 * H :] = dan
         dhh = dxg.copy()
         dhh[..., 2 * H :] *= r
-        g_h = xp.matmul(dhh, xp.swapaxes(W, -1, -2))
+        g_h = _times_wt(xp, dhh, W)
         g_h += gh * z
         return dxg, (g_h,), (OuterGrad([(h, dhh)]), dhh.sum(axis=-2, keepdims=True))
 
@@ -242,10 +254,10 @@ def _gru_lecture_core(xp, xg, carry, params):
         dxg = xp.empty(xg.shape, dtype=xg.dtype)
         dan = gh * z * (1 - n * n)
         dxg[..., 2 * H :] = dan
-        g_rh = xp.matmul(dan, xp.swapaxes(W_n, -1, -2))
+        g_rh = _times_wt(xp, dan, W_n)
         dxg[..., :H] = g_rh * h * r * (1 - r)
         dxg[..., H : 2 * H] = gh * (n - h) * z * (1 - z)
-        g_h = xp.matmul(dxg[..., : 2 * H], xp.swapaxes(W_rz, -1, -2))
+        g_h = _times_wt(xp, dxg[..., : 2 * H], W_rz)
         g_h += gh * (1 - z)
         g_h += g_rh * r
         g_W = xp.concatenate(
