@@ -240,3 +240,26 @@ def test_word_dropout_alpha_reaches_the_embedding_from_a_spec(tmp_path):
     vocab = prep.data.vocabs["words"]
     p = {w: float(emb.drop_prob[vocab.index(w)]) for w in ("the", "dog")}
     assert p == pytest.approx({"the": 0.5 / 2.5, "dog": 0.5 / 1.5})
+
+
+def test_full_length_reversal_views_match_the_gather():
+    # every sequence fills all T steps: the layer passes rev_flat=None (a view a[::-1], no mask)
+    from rnndsl.autodiff.ops import OPS
+
+    rng = np.random.default_rng(0)
+    T, B, G = 4, 3, 5
+    rev = np.repeat((T - 1 - np.arange(T))[:, None], B, axis=1)
+    rev_flat = (rev * B + np.arange(B)[None, :]).reshape(-1)
+    proj = rng.standard_normal((T, B, 2 * G))
+    g = rng.standard_normal((T, 2, B, G))
+    (a0, v0), (a1, v1) = (OPS["bi_arrange"].fn(np, proj, r, D=2) for r in (rev_flat, None))
+    np.testing.assert_array_equal(a0, a1)
+    np.testing.assert_array_equal(v0(g)[0], v1(g)[0])
+    hs = [rng.standard_normal((2, B, G)) for _ in range(T)]
+    gy = rng.standard_normal((T, B, 2 * G))
+    ones = np.ones((T, B, 1))
+    (y0, w0), (y1, w1) = (OPS["bi_merge"].fn(np, *hs, rev_flat=r, mask=m)
+                          for r, m in ((rev_flat, ones), (None, None)))
+    np.testing.assert_array_equal(y0, y1)
+    for x0, x1 in zip(w0(gy), w1(gy)):
+        np.testing.assert_array_equal(x0, x1)

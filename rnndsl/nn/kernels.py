@@ -280,53 +280,69 @@ def gru_lecture_step(xp, xg, h, W, mask=None, n=None):
     return run_step(xp, _gru_lecture_core, xg, (h,), (W,), mask, n)
 
 
-def _reverse_rows(xp, a, rev_flat):
-    """a (T, B, F) with each sequence reversed within its length: one row gather of (T*B, F)."""
+def _reversed_half(xp, a, rev_flat, lo: int):
+    """a[..., lo:] of a contiguous (T, B, F) with each sequence reversed within its length.
+
+    ``rev_flat`` (T*B,) int: row t*B+b comes from row rev[t, b]*B+b, where rev[t, b] =
+    len_b - 1 - t for t < len_b, else t (a reversal that is its own inverse); None when every
+    sequence fills all T steps, and the reversal is a view a[::-1]. Otherwise one gather of
+    whole rows (a strided copy of the half first would cost more than the half it saves).
+    """
+    if rev_flat is None:
+        return a[::-1, :, lo:]
     T, Bn, Fd = a.shape
-    return xp.take(a.reshape(T * Bn, Fd), rev_flat, axis=0).reshape(T, Bn, Fd)
+    return xp.take(a.reshape(T * Bn, Fd), rev_flat, axis=0)[:, lo:].reshape(T, Bn, Fd - lo)
 
 
 @op("bi_arrange")
 def bi_arrange(xp, xp_all, rev_flat, D: int = 2):
-    """(T, B, D*G) input projections -> (T, D, B, G), the backward half reversed per sequence.
-
-    ``rev_flat`` (T*B,) int: the row t*B+b of the backward half comes from row rev[t, b]*B+b,
-    where rev[t, b] = len_b - 1 - t for t < len_b, else t (a reversal that is its own inverse).
-    """
+    """(T, B, D*G) input projections -> (T, D, B, G), the backward half reversed per sequence
+    (see _reversed_half for ``rev_flat``)."""
     T, Bn, DG = xp_all.shape
     G = DG // D
     out = xp.empty((T, D, Bn, G), dtype=xp_all.dtype)
     out[:, 0] = xp_all[..., :G]
     if D == 2:
-        out[:, 1] = _reverse_rows(xp, xp_all[..., G:], rev_flat)
+        out[:, 1] = _reversed_half(xp, xp_all, rev_flat, G)
 
     def vjp(g):
         gx = xp.empty(xp_all.shape, dtype=g.dtype)
         gx[..., :G] = g[:, 0]
         if D == 2:
-            gx[..., G:] = _reverse_rows(xp, g[:, 1], rev_flat)
+            g_bwd = xp.ascontiguousarray(g[:, 1]) if rev_flat is not None else g[:, 1]
+            gx[..., G:] = _reversed_half(xp, g_bwd, rev_flat, 0)
         return gx, None
 
     return out, vjp
 
 
 @op("bi_merge")
-def bi_merge(xp, hs, rev_flat, mask):
-    """(T, D, B, H) step states -> (T, B, D*H) outputs y_i = [y_i^f; y_i^b], zero past each end."""
-    T, D, Bn, H = hs.shape
-    out = xp.empty((T, Bn, D * H), dtype=hs.dtype)
-    out[..., :H] = hs[:, 0]
+def bi_merge(xp, *hs, rev_flat=None, mask=None):
+    """T step states (D, B, H) -> (T, B, D*H) outputs y_i = [y_i^f; y_i^b], zero past each end.
+
+    The states are written straight into the output (no stacked copy first); the gradient
+    comes back as views of one (T, D, B, H) array. ``mask`` (T, B, 1) is None when every
+    sequence fills all T steps (see _reversed_half for ``rev_flat``).
+    """
+    T = len(hs)
+    D, Bn, H = hs[0].shape
+    out = xp.empty((T, Bn, D * H), dtype=hs[0].dtype)
+    for t in range(T):
+        out[t, :, :H] = hs[t][0]
     if D == 2:
-        out[..., H:] = _reverse_rows(xp, hs[:, 1], rev_flat)
-    out *= mask
+        bwd = xp.stack([h[1] for h in hs])
+        out[..., H:] = _reversed_half(xp, bwd, rev_flat, 0)
+    if mask is not None:
+        out *= mask
 
     def vjp(g):
-        g = g * mask
-        gh = xp.empty(hs.shape, dtype=g.dtype)
+        if mask is not None:
+            g = g * mask
+        gh = xp.empty((T, D, Bn, H), dtype=g.dtype)
         gh[:, 0] = g[..., :H]
         if D == 2:
-            gh[:, 1] = _reverse_rows(xp, g[..., H:], rev_flat)
-        return gh, None, None
+            gh[:, 1] = _reversed_half(xp, g, rev_flat, H)
+        return tuple(gh[t] for t in range(T))
 
     return out, vjp
 

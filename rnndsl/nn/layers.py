@@ -149,7 +149,9 @@ class Recurrent(Module):
             inp = F.dropout(inp, self.dropout, ctx.rng, noise_shape=(1, Bn, d_in))
         bias = self.b_ih if self.cell.has_hidden_bias else self.b_ih + self.b_hh.reshape(-1)
         proj = apply("affine", inp.reshape(T * Bn, d_in), self.W_ih, bias).reshape(T, Bn, -1)
-        steps = F.unbind(apply("bi_arrange", proj, info.rev_flat, D=self.D), axis=0)
+        full = info.min_len == T  # no padding: reversals are views, no masking
+        rev = None if full else info.rev_flat
+        steps = F.unbind(apply("bi_arrange", proj, rev, D=self.D), axis=0)
         carry = self.initial_carry(Bn, ctx, x.data.dtype, x.data.xp)
         params = self.step_params()
         step = self.cell.reference_step if ctx.reference else self.cell.step
@@ -162,7 +164,8 @@ class Recurrent(Module):
                 record.append(tuple(s.retain_grad() for s in carry))
             ys.append(y)
         ctx.final_states[self.name] = carry
-        out = apply("bi_merge", F.stack(ys, axis=0), info.rev_flat, info.mask_as(x.data.dtype))
+        mask = None if full else info.mask_as(x.data.dtype)
+        out = apply("bi_merge", *ys, rev_flat=rev, mask=mask)
         return SeqValue(out, info, bidirectional=self.D == 2)
 
 

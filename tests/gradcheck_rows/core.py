@@ -102,10 +102,10 @@ ROWS = {
     "bi_arrange": lambda: (
         lambda a: apply("bi_arrange", a, np.array([2, 1, 0, 3, 4, 5]), D=2),
         (rn(3, 2, 4),)),
-    "bi_merge": lambda: (
-        lambda a: apply("bi_merge", a, np.array([2, 1, 0, 3, 4, 5]),
-                        np.array([[[1.0], [1.0]], [[1.0], [1.0]], [[1.0], [0.0]]])),
-        (rn(3, 2, 2, 2),)),
+    "bi_merge": lambda: (  # three steps of (D, B, H) states
+        lambda a, b, c: apply("bi_merge", a, b, c, rev_flat=np.array([2, 1, 0, 3, 4, 5]),
+                              mask=np.array([[[1.0], [1.0]], [[1.0], [1.0]], [[1.0], [0.0]]])),
+        (rn(2, 2, 2), rn(2, 2, 2), rn(2, 2, 2))),
     "scatter_rows": lambda: (
         lambda a: apply("scatter_rows", a, np.array([3, 0]), n_rows=5), (rn(2, 3),)),
 }
