@@ -165,3 +165,22 @@ def test_fused_optimizers_match_numpy(monkeypatch, make, wd):
     for key, v in opt0.state_arrays().items():
         np.testing.assert_allclose(opt.state_arrays()[key], v, rtol=1e-4, atol=1e-7,
                                    err_msg=key)
+
+
+@pytest.mark.parametrize("n,d", [(1, 3), (800, 100), (50, 1)])
+def test_fused_row_sums_match_numpy(monkeypatch, n, d):
+    from rnndsl.autodiff import backend as Bk
+    from rnndsl.autodiff.tensor import RowSparse
+
+    rng = np.random.default_rng(n)
+    rows = rng.integers(0, max(2, n // 3), size=n)  # many repeats
+    values = rng.normal(size=(n, d)).astype(np.float32)
+    u1, s1 = Bk.sum_rows(rows, values)
+    dense = RowSparse(rows, values, (max(2, n // 3), d)).to_dense()
+    monkeypatch.setenv(K.FUSED_ENV, "0")
+    u0, s0 = Bk.sum_rows(rows, values)
+    np.testing.assert_array_equal(u1, u0)
+    np.testing.assert_allclose(s1, s0, rtol=1e-5, atol=1e-6)
+    ref = np.zeros_like(dense)
+    np.add.at(ref, rows, values)
+    np.testing.assert_allclose(dense, ref, rtol=1e-5, atol=1e-6)

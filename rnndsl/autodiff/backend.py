@@ -146,13 +146,33 @@ def scatter_add_rows(xp: ModuleType, target: Any, rows: Any, values: Any) -> Non
     if values.shape[0] == 0:
         return
     if xp is numpy:
-        order = numpy.argsort(rows, kind="stable")
-        r = rows[order]
-        starts = numpy.flatnonzero(numpy.r_[True, r[1:] != r[:-1]])
-        sums = numpy.add.reduceat(values[order], starts, axis=0)
-        target[r[starts]] += sums
+        uniq, sums = sum_rows(rows, values)
+        target[uniq] += sums
     else:
         scatter_add(xp, target, rows, values)
+
+
+def sum_rows(rows: Any, values: Any) -> tuple[Any, Any]:
+    """(unique rows, values summed per row) of host arrays rows (n,) and values (n, ...).
+
+    One stable sort; the sums by the fused kernel for contiguous float32 values when Numba is
+    there, else ``add.reduceat`` over the sorted runs.
+    """
+    order = numpy.argsort(rows, kind="stable")
+    r = rows[order]
+    new_run = numpy.empty(r.shape[0], dtype=bool)
+    new_run[:1] = True
+    numpy.not_equal(r[1:], r[:-1], out=new_run[1:])
+    starts = numpy.flatnonzero(new_run)
+    fused = fused_module(f"{__package__}.fused_host") \
+        if values.dtype == numpy.float32 and values.flags.c_contiguous else None
+    if fused is None:
+        return r[starts], numpy.add.reduceat(values[order], starts, axis=0)
+    out = numpy.zeros((starts.shape[0],) + values.shape[1:], dtype=values.dtype)
+    run = numpy.cumsum(new_run) - 1
+    fused.sum_runs(values.reshape(values.shape[0], -1), order, run,
+                   out.reshape(out.shape[0], -1))
+    return r[starts], out
 
 
 def dtype_of(name: str | Any) -> Any:

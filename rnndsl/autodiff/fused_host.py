@@ -54,3 +54,14 @@ def softmax_rows(x, e, m, s):
         mr, sr = _row(x[r], e[r], bits)
         m[r, 0] = mr
         s[r, 0] = sr
+
+
+@njit(nogil=True, **JIT_OPTIONS)
+def sum_runs(values, order, run, out):
+    """out[run[k]] += values[order[k]] for each k: the rows of a row-sparse gradient summed
+    per distinct index (NumPy's add.reduceat down axis 0 takes 0.85 ms for 800 x 100)."""
+    for k in range(order.shape[0]):
+        src = values[order[k]]
+        dst = out[run[k]]
+        for j in range(src.shape[0]):
+            dst[j] += src[j]

@@ -64,6 +64,9 @@ class RowSparse:
     def coalesce(self) -> RowSparse:
         """Unique rows with their summed values."""
         xp = B.namespace_of(self.values)
+        if xp is B.host:
+            uniq, vals = B.sum_rows(self.indices.reshape(-1), self.values)
+            return RowSparse(uniq, vals, self.shape)
         uniq, inv = xp.unique(self.indices, return_inverse=True)
         vals = xp.zeros((uniq.shape[0],) + self.shape[1:], dtype=self.values.dtype)
         B.scatter_add_rows(xp, vals, inv.reshape(-1), self.values)
