@@ -175,10 +175,13 @@ def build(workload: str, gpu: bool):
 
 
 def rounds(fa, fb, n_rounds: int, steps: int, tokens: int):
+    from common import settle
+
     fa(), fb(), fa(), fb()
     ra, rb = [], []
     for _ in range(n_rounds):
         for f, r in ((fa, ra), (fb, rb)):
+            settle()  # the other system's threads idle first (see common.settle)
             t = time.perf_counter()
             for _ in range(steps):
                 f()

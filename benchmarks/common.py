@@ -23,6 +23,21 @@ def gemm_peak_gflops(n: int = 1024, reps: int = 5, dtype=np.float32) -> float:
     return 2 * n**3 / best / 1e9
 
 
+SETTLE_S = 0.3
+
+
+def settle(seconds: float = SETTLE_S) -> None:
+    """Let the other system's worker threads go idle before a timed round.
+
+    After a call OpenBLAS's worker threads spin for about 0.1 s before they sleep (and OpenMP's
+    for a while too); a round of the other system started at once shares the cores with them.
+    Measured on W1: PyTorch's first step right after an rnndsl step took 141 ms, 70 ms after a
+    pause of 0.1 s or more; rnndsl's after PyTorch 92 ms, 72 ms. A user runs one system at a
+    time, so every timed round starts after this pause.
+    """
+    time.sleep(seconds)
+
+
 def summarize(xs: list[float]) -> str:
     return f"min {min(xs):,.0f} / median {statistics.median(xs):,.0f} / max {max(xs):,.0f}"
 
