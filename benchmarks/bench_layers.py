@@ -31,7 +31,7 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from common import gemm_peak_gflops, summarize, tagger_graph
+    from common import gemm_peak_gflops, settle, summarize, tagger_graph
 
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
@@ -79,6 +79,7 @@ def main() -> None:
         topt.step()
 
     def rate(fn) -> float:
+        settle()  # the other system's threads idle first (see common.settle)
         t = time.perf_counter()
         for _ in range(args.steps):
             fn()
