@@ -190,6 +190,8 @@ def rounds(fa, fb, n_rounds: int, steps: int, tokens: int):
 
 
 def fmt(xs: list[float], unit: str = "tok/s") -> str:
+    if unit == "ms":
+        return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f} {unit}"
     return f"{min(xs):,.0f} / {statistics.median(xs):,.0f} / {max(xs):,.0f} {unit}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnndsl.autodiff import backend as Bk
 from rnndsl.nn import kernels as K
 
 fused = pytest.importorskip("rnndsl.nn.fused_cpu",
@@ -60,7 +61,7 @@ def test_dispatch_float32_host_only(monkeypatch):
     assert K.lstm_gate_kernels(np, a32.astype(np.float64))[0] is K._lstm_gates_forward
     assert K.lstm_gate_kernels(np, np.zeros((1, 8, 2), np.float32).transpose(0, 2, 1))[0] \
         is K._lstm_gates_forward  # not contiguous: the in-place contract needs a view
-    monkeypatch.setenv(K.FUSED_ENV, "0")
+    monkeypatch.setattr(Bk, "_fused_on", False)
     assert K.lstm_gate_kernels(np, a32)[0] is K._lstm_gates_forward
 
 
@@ -70,7 +71,7 @@ def test_a_network_gives_the_same_with_and_without_the_kernel(monkeypatch, lengt
     from rnndsl import Tensor
 
     def run(flag):
-        monkeypatch.setenv(K.FUSED_ENV, flag)
+        monkeypatch.setattr(Bk, "_fused_on", flag == "1")
         net = rnndsl.compile("bilstm(d=5) |> stack(2)", input_dim=6, seed=1)  # float32
         x = np.random.default_rng(0).standard_normal((3, 7, 6)).astype(np.float32)
         xt = Tensor(x, requires_grad=True)
@@ -113,7 +114,7 @@ def test_fused_softmax_matches_numpy(shape, monkeypatch):
     targets = rng.integers(0, shape[-1], size=shape[:-1])
     loss, vjp = OPS["softmax_cross_entropy"].fn(np, logits, targets)
     grad = vjp(np.ones(shape[:-1], np.float32))[0]
-    monkeypatch.setenv(K.FUSED_ENV, "0")  # the NumPy path
+    monkeypatch.setattr(Bk, "_fused_on", False)  # the NumPy path
     loss0, vjp0 = OPS["softmax_cross_entropy"].fn(np, logits, targets)
     np.testing.assert_allclose(loss, loss0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, vjp0(np.ones(shape[:-1], np.float32))[0], atol=1e-6)
@@ -123,7 +124,7 @@ def _optimizer_run(monkeypatch, flag, make, steps=4, wd=0.0):
     """Parameters after a few updates with dense, row-sparse and large gradients."""
     from rnndsl.autodiff.tensor import RowSparse
 
-    monkeypatch.setenv(K.FUSED_ENV, flag)
+    monkeypatch.setattr(Bk, "_fused_on", flag == "1")
     rng = np.random.default_rng(0)
     shapes = {"w": (7, 5), "b": (5,), "emb": (30, 4), "big": (300, 700)}  # big: threaded blocks
     params = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
@@ -169,7 +170,6 @@ def test_fused_optimizers_match_numpy(monkeypatch, make, wd):
 
 @pytest.mark.parametrize("n,d", [(1, 3), (800, 100), (50, 1)])
 def test_fused_row_sums_match_numpy(monkeypatch, n, d):
-    from rnndsl.autodiff import backend as Bk
     from rnndsl.autodiff.tensor import RowSparse
 
     rng = np.random.default_rng(n)
@@ -177,10 +177,25 @@ def test_fused_row_sums_match_numpy(monkeypatch, n, d):
     values = rng.normal(size=(n, d)).astype(np.float32)
     u1, s1 = Bk.sum_rows(rows, values)
     dense = RowSparse(rows, values, (max(2, n // 3), d)).to_dense()
-    monkeypatch.setenv(K.FUSED_ENV, "0")
+    monkeypatch.setattr(Bk, "_fused_on", False)
     u0, s0 = Bk.sum_rows(rows, values)
     np.testing.assert_array_equal(u1, u0)
     np.testing.assert_allclose(s1, s0, rtol=1e-5, atol=1e-6)
     ref = np.zeros_like(dense)
     np.add.at(ref, rows, values)
     np.testing.assert_allclose(dense, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_the_environment_switch_at_start_up():
+    import subprocess
+    import sys
+
+    code = ("from rnndsl.autodiff import backend as B; import numpy as np; "
+            "from rnndsl.nn import kernels as K; "
+            "print(K.lstm_gate_kernels(np, np.zeros((1, 1, 4), np.float32))[0].__module__)")
+    env = dict(__import__("os").environ, **{K.FUSED_ENV: "0"})
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "rnndsl.nn.kernels"
+    assert Bk.set_fused(False) is True and Bk.fused_module("rnndsl.nn.fused_cpu") is None
+    assert Bk.set_fused(True) is False and Bk.fused_module("rnndsl.nn.fused_cpu") is fused

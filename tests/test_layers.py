@@ -263,3 +263,20 @@ def test_full_length_reversal_views_match_the_gather():
     np.testing.assert_array_equal(y0, y1)
     for x0, x1 in zip(w0(gy), w1(gy)):
         np.testing.assert_array_equal(x0, x1)
+
+
+@pytest.mark.parametrize("pipeline", ["bilstm(d=5) |> stack(2)", "gru(d=4)",
+                                      'bigru(d=3, reset="after")', "bisrnn(d=3)"])
+@pytest.mark.parametrize("lengths", [[6, 6, 6], [6, 4, 1], [2, 6, 5]],
+                         ids=["full", "sorted", "masked"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inference_loop_matches_the_taped_loop(pipeline, lengths, dtype):
+    # under no_grad the layer runs its steps on plain arrays (no tape): same outputs
+    from rnndsl.autodiff import no_grad
+
+    net = rnndsl.compile(pipeline, input_dim=4, seed=2, dtype=dtype)
+    x = np.random.default_rng(1).standard_normal((3, 6, 4)).astype(dtype)
+    y_tape = net(Tensor(x, requires_grad=True), lengths=lengths).numpy()
+    with no_grad():
+        y_infer = net(Tensor(x), lengths=lengths).numpy()
+    np.testing.assert_array_equal(y_infer, y_tape)

@@ -189,21 +189,32 @@ def host_rng(seed: Any) -> numpy.random.Generator:
 
 
 # --- optional fused host kernels (Numba) --------------------------------------------------------
-FUSED_ENV = "RNNDSL_FUSED"  # "0": the plain NumPy paths only
+FUSED_ENV = "RNNDSL_FUSED"  # "0" at start-up: the plain NumPy paths only
 _fused_modules: dict[str, Any] = {}
+_fused_on = os.environ.get(FUSED_ENV, "1") != "0"
+
+
+def set_fused(on: bool) -> bool:
+    """Switch the fused kernels on or off in a running process; returns the previous setting.
+    (The switch is read once per kernel call; reading os.environ there cost 2 us per step.)"""
+    global _fused_on
+    before, _fused_on = _fused_on, bool(on)
+    return before
 
 
 def fused_module(name: str) -> Any:
     """An optional Numba kernel module, imported once; None when Numba is missing (the `fast`
-    extra) or RNNDSL_FUSED=0 (read at each call, so it can be switched in a running process)."""
-    if os.environ.get(FUSED_ENV, "1") == "0":
+    extra) or the kernels are off (RNNDSL_FUSED=0 at start-up, or set_fused(False))."""
+    if not _fused_on:
         return None
-    if name not in _fused_modules:
+    mod = _fused_modules.get(name, _fused_modules)
+    if mod is _fused_modules:  # not tried yet
         try:
-            _fused_modules[name] = importlib.import_module(name)
+            mod = importlib.import_module(name)
         except ImportError:
-            _fused_modules[name] = None
-    return _fused_modules[name]
+            mod = None
+        _fused_modules[name] = mod
+    return mod
 
 
 # --- threads for large elementwise work on the host ---------------------------------------------
@@ -235,12 +246,13 @@ def row_blocks(n_rows: int, row_size: int, fn: Any, block: int = 16,
     Jobs under `min_elements` run inline: a thread hand-off costs more than it saves.
     """
     global _POOL, _POOL_SIZE
-    threads = host_threads()
-    starts = list(range(0, n_rows, block))
-    if threads <= 1 or n_rows * row_size < min_elements or len(starts) < 2:
+    starts = range(0, n_rows, block)
+    threads = 1 if n_rows * row_size < min_elements or len(starts) < 2 else host_threads()
+    if threads <= 1:
         for lo in starts:
             fn(lo, min(lo + block, n_rows))
         return
+    starts = list(starts)
     if _POOL is None or _POOL_SIZE != threads:
         from concurrent.futures import ThreadPoolExecutor
 

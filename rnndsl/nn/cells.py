@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..autodiff import functional as F
-from ..autodiff.ops import apply
+from ..autodiff.ops import OPS, apply
 from ..autodiff.tensor import Tensor
 from ..errors import TorchStateError
 from . import kernels  # noqa: F401 - registers the fused step ops
@@ -51,6 +51,20 @@ class Cell:
         return {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.kind]
 
     # --- one step -------------------------------------------------------------------------------
+    def step_call(self, params: dict[str, Any], carry: tuple, xg: Any, mask: Any,
+                  n: int | None = None) -> tuple[str, tuple, dict]:
+        """(op name, arguments, static options) of the fused op for one time step."""
+        W = params["W_hh"]
+        if n is not None:
+            mask = None
+        if self.kind == "lstm":
+            return "lstm_step", (xg, carry[0], carry[1], W, mask), {"n": n}
+        if self.kind == "srnn":
+            return "srnn_step", (xg, carry[0], W, mask), {"n": n, "act": self.act}
+        if self.reset == "after":
+            return "gru_step", (xg, carry[0], W, params["b_hh"], mask), {"n": n}
+        return "gru_lecture_step", (xg, carry[0], W, mask), {"n": n}
+
     def step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
              n: int | None = None) -> tuple:
         """(carry, y_t) for one time step; xg is the input projection x_t W^x + b.
@@ -58,20 +72,15 @@ class Cell:
         ``mask`` (B, 1) marks the sequences still running; with a batch sorted longest first,
         ``n`` (their number) is used instead and the step computes on them only.
         """
-        W = params["W_hh"]
-        if n is not None:
-            mask = None
-        if self.kind == "lstm":
-            h, c = apply("lstm_step", xg, carry[0], carry[1], W, mask, n=n)
-            return (h, c), h
-        if self.kind == "srnn":
-            (h,) = apply("srnn_step", xg, carry[0], W, mask, n=n, act=self.act)
-            return (h,), h
-        if self.reset == "after":
-            (h,) = apply("gru_step", xg, carry[0], W, params["b_hh"], mask, n=n)
-        else:
-            (h,) = apply("gru_lecture_step", xg, carry[0], W, mask, n=n)
-        return (h,), h
+        name, args, static = self.step_call(params, carry, xg, mask, n)
+        new = apply(name, *args, **static)
+        return new, new[0]
+
+    def step_arrays(self, xp: Any, params: dict[str, Any], carry: tuple, xg: Any, mask: Any,
+                    n: int | None = None) -> tuple:
+        """The same step on plain arrays with no tape (inference): the new carry."""
+        name, args, static = self.step_call(params, carry, xg, mask, n)
+        return OPS[name].fn(xp, *args, **static)[0]
 
     def reference_step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
                        n: int | None = None):

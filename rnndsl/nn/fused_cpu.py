@@ -110,11 +110,11 @@ def lstm_gates_forward(xp, a, c):
     """Same contract as kernels._lstm_gates_forward: activates a in place, returns
     (c_new, tanh(c_new), h_new)."""
     H = c.shape[-1]
-    a2 = a.reshape(-1, 4 * H)  # a comes from a matmul: contiguous, so this is a view
-    c2 = _rows(c, H)
-    c_new, tc, h = (np.empty(c.shape, dtype=a.dtype) for _ in range(3))
-    _lstm_forward(a2, c2, c_new.reshape(-1, H), tc.reshape(-1, H), h.reshape(-1, H))
-    return c_new, tc, h
+    out = np.empty((3,) + c.shape, dtype=a.dtype)  # one allocation for the three results
+    rows = out.reshape(3, -1, H)
+    # a comes from a matmul: contiguous, so its reshape is a view
+    _lstm_forward(a.reshape(-1, 4 * H), _rows(c, H), rows[0], rows[1], rows[2])
+    return out[0], out[1], out[2]
 
 
 def lstm_gates_backward(xp, a, c, tc, gh, gc):
