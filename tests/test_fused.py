@@ -199,3 +199,21 @@ def test_the_environment_switch_at_start_up():
     assert out == "rnndsl.nn.kernels"
     assert Bk.set_fused(False) is True and Bk.fused_module("rnndsl.nn.fused_cpu") is None
     assert Bk.set_fused(True) is False and Bk.fused_module("rnndsl.nn.fused_cpu") is fused
+
+
+@pytest.mark.parametrize("D,B,H", [(2, 1, 128), (1, 3, 7), (2, 4, 5)])
+def test_small_step_matches_the_generic_step(D, B, H):
+    # h W + xg and the gates in one call (inference of a few sequences) against matmul + gates
+    rng = np.random.default_rng(H)
+    xg = rng.normal(size=(D, B, 4 * H)).astype(np.float32)
+    h = rng.normal(size=(D, B, H)).astype(np.float32)
+    c = rng.normal(size=(D, B, H)).astype(np.float32)
+    W = (rng.normal(size=(D, H, 4 * H)) * 0.3).astype(np.float32)
+    a = np.matmul(h, W) + xg
+    c_ref, _, h_ref = K._lstm_gates_forward(np, a, c)
+    h1, c1 = fused.lstm_small_step(xg, h, c, W)
+    np.testing.assert_allclose(h1, h_ref, atol=2e-6)
+    np.testing.assert_allclose(c1, c_ref, atol=2e-6)
+    assert K.lstm_small_step_kernel(np, W, D * B) is fused.lstm_small_step
+    assert K.lstm_small_step_kernel(np, W, fused.SMALL_ROWS + 1) is None
+    assert K.lstm_small_step_kernel(np, W.astype(np.float64), 1) is None

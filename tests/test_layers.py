@@ -271,7 +271,8 @@ def test_full_length_reversal_views_match_the_gather():
                          ids=["full", "sorted", "masked"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inference_loop_matches_the_taped_loop(pipeline, lengths, dtype):
-    # under no_grad the layer runs its steps on plain arrays (no tape): same outputs
+    # under no_grad the layer runs its steps on plain arrays (no tape): same outputs; in float32
+    # a few sequences go through the fused small-batch LSTM step (another summation order)
     from rnndsl.autodiff import no_grad
 
     net = rnndsl.compile(pipeline, input_dim=4, seed=2, dtype=dtype)
@@ -279,4 +280,7 @@ def test_inference_loop_matches_the_taped_loop(pipeline, lengths, dtype):
     y_tape = net(Tensor(x, requires_grad=True), lengths=lengths).numpy()
     with no_grad():
         y_infer = net(Tensor(x), lengths=lengths).numpy()
-    np.testing.assert_array_equal(y_infer, y_tape)
+    if dtype == "float64":
+        np.testing.assert_array_equal(y_infer, y_tape)
+    else:
+        np.testing.assert_allclose(y_infer, y_tape, rtol=1e-5, atol=1e-6)

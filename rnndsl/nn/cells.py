@@ -14,7 +14,7 @@ from ..autodiff import functional as F
 from ..autodiff.ops import OPS, apply
 from ..autodiff.tensor import Tensor
 from ..errors import TorchStateError
-from . import kernels  # noqa: F401 - registers the fused step ops
+from . import kernels  # also registers the fused step ops
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,13 @@ class Cell:
         name, args, static = self.step_call(params, carry, xg, mask, n)
         new = apply(name, *args, **static)
         return new, new[0]
+
+    def small_step(self, xp: Any, params: dict[str, Any], rows: int) -> Any:
+        """A faster tape-free step f(xg, *carry, W) -> carry for a few rows (directions x
+        sequences) where every sequence runs (no mask), or None: the LSTM's fused kernel."""
+        if self.kind != "lstm":
+            return None
+        return kernels.lstm_small_step_kernel(xp, params["W_hh"], rows)
 
     def step_arrays(self, xp: Any, params: dict[str, Any], carry: tuple, xg: Any, mask: Any,
                     n: int | None = None) -> tuple:

@@ -45,6 +45,16 @@ def _times_wt(xp, d, W):
     return xp.matmul(d, xp.swapaxes(W, -1, -2))
 
 
+def lstm_small_step_kernel(xp, W, rows: int):
+    """fused_cpu.lstm_small_step for a tape-free step of at most SMALL_ROWS rows (directions x
+    sequences) of float32 host arrays when Numba is there, else None."""
+    if xp is Bk.host and W.dtype == Bk.host.float32:
+        fused = Bk.fused_module(_FUSED_CPU)
+        if fused is not None and rows <= fused.SMALL_ROWS:
+            return fused.lstm_small_step
+    return None
+
+
 def _sigmoid_(xp, a):
     """In-place logistic through tanh: no overflow for large |a|."""
     a *= 0.5

@@ -179,10 +179,14 @@ class Recurrent(Module):
         steps = arranged.data
         state = tuple(s.data for s in carry)
         weights = {k: p.data for k, p in params.items()}
+        small = self.cell.small_step(xp, weights, steps.shape[1] * steps.shape[2])
         ys = []
         for t in range(steps.shape[0]):
-            state = self.cell.step_arrays(xp, weights, state, steps[t], info.step_mask(t),
-                                          info.step_count(t))
+            mask, n = info.step_mask(t), info.step_count(t)
+            if small is not None and mask is None and n is None:
+                state = small(steps[t], *state, weights["W_hh"])
+            else:
+                state = self.cell.step_arrays(xp, weights, state, steps[t], mask, n)
             ys.append(state[0])
         ctx.final_states[self.name] = tuple(Tensor(s) for s in state)
         mask = None if full else info.mask_as(steps.dtype)
