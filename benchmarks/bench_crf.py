@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common import settle
+
 
 def make_batch(np: Any, rng: Any, b: int, t: int, k: int, mixed: bool) -> dict[str, Any]:
     lengths = rng.integers(5, t + 1, b) if mixed else np.full(b, t)
@@ -35,6 +37,7 @@ def make_batch(np: Any, rng: Any, b: int, t: int, k: int, mixed: bool) -> dict[s
 
 def timed(fn: Callable[[], Any], reps: int, sync: Callable[[], Any]) -> float:
     sync()
+    settle()  # the other system's threads idle first (see common.settle)
     start = time.perf_counter()
     for _ in range(reps):
         fn()
