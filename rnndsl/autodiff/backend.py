@@ -109,6 +109,8 @@ def cupy_available() -> bool:
 
 def namespace_of(a: Any) -> ModuleType:
     """The array namespace an array belongs to (cupy for CuPy arrays, else numpy)."""
+    if type(a) is numpy.ndarray:
+        return numpy
     if type(a).__module__.startswith("cupy"):
         import cupy  # noqa: PLC0415
 
@@ -124,7 +126,8 @@ def to_host(a: Any) -> numpy.ndarray:
 
 
 def is_array(a: Any) -> bool:
-    return isinstance(a, numpy.ndarray) or type(a).__module__.startswith("cupy")
+    return type(a) is numpy.ndarray or isinstance(a, numpy.ndarray) \
+        or type(a).__module__.startswith("cupy")
 
 
 def scatter_add(xp: ModuleType, target: Any, index: Any, values: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from numpy import ndarray
+
 from .tensor import Node, RowSparse, Tensor, add_grads, dense
 
 
@@ -54,9 +56,10 @@ def backward(root: Tensor, seed: Any = None, retain_graph: bool = False) -> None
     owned: dict[int, list[bool]] = {id(root.node): [False] * root.node.n_out}
     cot[id(root.node)][root.index] = seed
     for node in reversed(topological_nodes(root.node)):
-        gs = cot.pop(id(node), None)
-        owned.pop(id(node), None)
-        if gs is None or all(g is None for g in gs):
+        key = id(node)
+        gs = cot.pop(key, None)
+        owned.pop(key, None)
+        if gs is None or (gs[0] is None and all(g is None for g in gs)):
             if not retain_graph:
                 node.vjp, node.parents = None, ()
             continue
@@ -65,7 +68,9 @@ def backward(root: Tensor, seed: Any = None, retain_graph: bool = False) -> None
                 if gs[i] is not None:
                     t._grad, t._grad_owned = gs[i], False
         # deferred or row-sparse cotangents are for leaves; an op's vjp gets plain arrays
-        gs = [g.to_dense() if isinstance(g, RowSparse) else dense(g) for g in gs]
+        for k, g in enumerate(gs):
+            if g is not None and type(g) is not ndarray:
+                gs[k] = g.to_dense() if isinstance(g, RowSparse) else dense(g)
         grads = node.vjp(tuple(gs)) if node.multi else node.vjp(gs[0])
         for p, g in zip(node.parents, grads):
             if p is None or g is None or not p.requires_grad:

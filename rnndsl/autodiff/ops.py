@@ -41,16 +41,28 @@ def op(name: str, multi: bool = False) -> Callable[[Callable], Callable]:
 def apply(name: str, *args: Any, **static: Any) -> Any:
     """Run op ``name`` on tensors/arrays and record it on the tape when a gradient is needed."""
     opdef = OPS[name]
-    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-    first = next((a for a in arrays if B.is_array(a)), None)
+    arrays, parents, first, needs = [], [], None, False
+    for a in args:  # one pass (this runs for every op of every time step)
+        if isinstance(a, Tensor):
+            d = a.data
+            arrays.append(d)
+            if a.requires_grad:
+                parents.append(a)
+                needs = True
+            else:
+                parents.append(None)
+        else:
+            d = a
+            arrays.append(a)
+            parents.append(None)
+        if first is None and B.is_array(d):
+            first = d
     xp = B.namespace_of(first) if first is not None else B.host
     out, vjp = opdef.fn(xp, *arrays, **static)
-    needs = grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
     outs = out if opdef.multi else (out,)
-    tensors = [Tensor(o) for o in outs]
-    if needs:
-        parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None for a in args)
-        node = Node(name, parents, vjp, len(outs), opdef.multi, [o.shape for o in outs])
+    tensors = [Tensor.wrap(o) for o in outs]
+    if needs and grad_enabled():
+        node = Node(name, tuple(parents), vjp, len(outs), opdef.multi, [o.shape for o in outs])
         for i, t in enumerate(tensors):
             t.node, t.index, t.requires_grad = node, i, True
     return tuple(tensors) if opdef.multi else tensors[0]

@@ -31,14 +31,22 @@ def grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
-@contextlib.contextmanager
-def scope(name: str) -> Iterator[None]:
-    """Name the nodes recorded inside, e.g. ``layer0.fwd.t3`` (stable names for pictures)."""
-    token = _scope.set(_scope.get() + (name,))
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+class scope:  # noqa: N801 - used as a function: `with scope("t3"):`
+    """Name the nodes recorded inside, e.g. ``layer0.fwd.t3`` (stable names for pictures).
+
+    A plain class rather than a generator context manager: entered once per time step.
+    """
+
+    __slots__ = ("name", "token")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.token = _scope.set(_scope.get() + (self.name,))
+
+    def __exit__(self, *exc: Any) -> None:
+        _scope.reset(self.token)
 
 
 def current_scope() -> str:
@@ -153,7 +161,7 @@ def add_grads(a: Any, b: Any, a_owned: bool) -> tuple[Any, bool]:
 class Node:
     """One op application on the tape."""
 
-    __slots__ = ("op", "parents", "vjp", "n_out", "multi", "scope", "retained", "out_shapes")
+    __slots__ = ("op", "parents", "vjp", "n_out", "multi", "_scope", "retained", "out_shapes")
 
     def __init__(self, op: str, parents: tuple, vjp: Any, n_out: int, multi: bool, out_shapes):
         self.op = op
@@ -161,9 +169,13 @@ class Node:
         self.vjp = vjp
         self.n_out = n_out
         self.multi = multi
-        self.scope = current_scope()
+        self._scope = _scope.get()  # joined only when a picture asks for it
         self.retained: dict[int, Tensor] | None = None
         self.out_shapes = out_shapes
+
+    @property
+    def scope(self) -> str:
+        return ".".join(self._scope)
 
 
 class Tensor:
@@ -189,6 +201,16 @@ class Tensor:
         self.node: Node | None = None
         self.index = 0
         self.name = name
+
+    @classmethod
+    def wrap(cls, data: Any) -> Tensor:
+        """A tensor around an op's output array (no checks: ops return backend arrays)."""
+        if not B.is_array(data):
+            return cls(data)
+        t = object.__new__(cls)
+        t.data, t.requires_grad, t._grad, t._grad_owned = data, False, None, False
+        t.node, t.index, t.name = None, 0, None
+        return t
 
     # --- basic properties -------------------------------------------------------------------
     @property
