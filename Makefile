@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test deps dot clean
+.PHONY: demo test deps dot cxx clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,11 @@ $(VENV)/.deps: $(BIN)/python pyproject.toml
 dot:
 	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "could not install graphviz; pictures fall back to DOT files"
 
-deps: $(VENV)/.deps dot
+# a C++ compiler: tests/test_fused_gpu.py compiles the GPU kernels' bodies to test them on the host
+cxx:
+	@command -v c++ >/dev/null || (apt-get update -qq && apt-get install -y -qq g++ >/dev/null) || echo "could not install g++"
+
+deps: $(VENV)/.deps dot cxx
 
 demo: deps
 	$(BIN)/rnndsl run specs/pos_tagger.rnn

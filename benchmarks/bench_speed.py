@@ -116,6 +116,9 @@ def build_torch(workload: str, gpu: bool):
 
     V, E, H, K, B, T, layers, bi, head = sizes(workload)
     dev = "cuda" if gpu else "cpu"
+    if gpu:  # float32 products on both sides: cuDNN would otherwise use TF32 on Ampere and later
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     def sync():
         if gpu:
@@ -237,9 +240,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     only = set(args.only.split(","))
-    peak = gemm_peak_gflops()
+    peak = gemm_peak_gflops(gpu=args.gpu)
     where = "GPU (CuPy vs CUDA PyTorch)" if args.gpu else f"CPU, {args.threads} threads"
-    print(f"rnndsl vs PyTorch {torch.__version__}, {where}; float32 GEMM peak (NumPy) "
+    print(f"rnndsl vs PyTorch {torch.__version__}, {where}; float32 GEMM peak "
+          f"({'CuPy' if args.gpu else 'NumPy'}) "
           f"{peak:.0f} GFLOP/s; {time.strftime('%Y-%m-%d')}")
     results: dict = {"peak_gflops": peak, "threads": args.threads, "gpu": args.gpu}
     for w in ("W1", "W2", "W3"):

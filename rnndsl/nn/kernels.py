@@ -21,16 +21,38 @@ from ..autodiff.tensor import OuterGrad
 
 FUSED_ENV = Bk.FUSED_ENV  # "0": always the generic gate arithmetic
 _FUSED_CPU = f"{__package__}.fused_cpu"  # the optional Numba override of the gate arithmetic
+_FUSED_GPU = f"{__package__}.fused_gpu"  # the CuPy ElementwiseKernel override
+
+
+def _gpu_kernels(xp, a):
+    """fused_gpu for a contiguous CuPy array when the fused kernels are on, else None."""
+    if xp is Bk.host or not a.flags.c_contiguous:
+        return None
+    return Bk.fused_module(_FUSED_GPU)
 
 
 def lstm_gate_kernels(xp, a) -> tuple:
-    """The gate arithmetic for this step: the fused CPU kernel (an override of the generic one,
-    tested equal to it) for contiguous float32 host arrays when available, else the generic."""
-    if xp is Bk.host and a.dtype == Bk.host.float32 and a.flags.c_contiguous:
-        fused = Bk.fused_module(_FUSED_CPU)
+    """The gate arithmetic for this step: a fused kernel (an override of the generic one, tested
+    equal to it) when there is one for these arrays, else the generic. Fused: Numba for
+    contiguous float32 host arrays, a CuPy ElementwiseKernel for contiguous CuPy arrays."""
+    if xp is Bk.host:
+        if a.dtype == Bk.host.float32 and a.flags.c_contiguous:
+            fused = Bk.fused_module(_FUSED_CPU)
+            if fused is not None:
+                return fused.lstm_gates_forward, fused.lstm_gates_backward
+    else:
+        fused = _gpu_kernels(xp, a)
         if fused is not None:
             return fused.lstm_gates_forward, fused.lstm_gates_backward
     return _lstm_gates_forward, _lstm_gates_backward
+
+
+def gru_gate_kernels(xp, hh) -> tuple:
+    """The GRU gate arithmetic: the CuPy kernel for contiguous CuPy arrays, else the generic."""
+    fused = _gpu_kernels(xp, hh)
+    if fused is not None:
+        return fused.gru_gates_forward, fused.gru_gates_backward
+    return _gru_gates_forward, _gru_gates_backward
 
 
 def _times_wt(xp, d, W):
@@ -220,37 +242,53 @@ def srnn_step(xp, xg, h, W, mask=None, n=None, act: str = "tanh"):
 
 def _gru_core(xp, xg, carry, params):
     (h,), (W, bh) = carry, params
-    H = h.shape[-1]
     hh = xp.matmul(h, W)
     hh += bh
+    gates_forward, gates_backward = gru_gate_kernels(xp, hh)
+    saved, h_new = gates_forward(xp, xg, hh, h)
+
+    def vjp(gs):
+        (gh,) = gs
+        dxg, dhh, gh_z = gates_backward(xp, saved, hh, h, gh)
+        g_h = _times_wt(xp, dhh, W)
+        g_h += gh_z
+        return dxg, (g_h,), (OuterGrad([(h, dhh)]), dhh.sum(axis=-2, keepdims=True))
+
+    return (h_new,), vjp
+
+
+def _gru_gates_forward(xp, xg, hh, h):
+    """The GRU gates of one step from xg and hh = h W + b_h: (saved for the backward, h_new)."""
+    H = h.shape[-1]
     rz = xg[..., : 2 * H] + hh[..., : 2 * H]
     _sigmoid_(xp, rz)
     r, z = rz[..., :H], rz[..., H:]
-    hn = hh[..., 2 * H :]
-    n = r * hn
+    n = r * hh[..., 2 * H :]
     n += xg[..., 2 * H :]
     xp.tanh(n, out=n)
     h_new = h - n
     h_new *= z
     h_new += n
+    return (rz, n), h_new
 
-    def vjp(gs):
-        (gh,) = gs
-        if gh is None:
-            gh = xp.zeros_like(h)
-        gz = gh * (h - n)
-        dan = gh * (1 - z) * (1 - n * n)
-        dxg = xp.empty(xg.shape, dtype=xg.dtype)
-        dxg[..., :H] = dan * hn * r * (1 - r)
-        dxg[..., H : 2 * H] = gz * z * (1 - z)
-        dxg[..., 2 * H :] = dan
-        dhh = dxg.copy()
-        dhh[..., 2 * H :] *= r
-        g_h = _times_wt(xp, dhh, W)
-        g_h += gh * z
-        return dxg, (g_h,), (OuterGrad([(h, dhh)]), dhh.sum(axis=-2, keepdims=True))
 
-    return (h_new,), vjp
+def _gru_gates_backward(xp, saved, hh, h, gh):
+    """(dL/dxg, dL/dhh, gh * z): the cotangents of the step's two projections, and the part of
+    dL/dh that passes through the update gate."""
+    rz, n = saved
+    H = h.shape[-1]
+    r, z = rz[..., :H], rz[..., H:]
+    if gh is None:
+        gh = xp.zeros_like(h)
+    gz = gh * (h - n)
+    dan = gh * (1 - z) * (1 - n * n)
+    dxg = xp.empty(hh.shape, dtype=hh.dtype)
+    dxg[..., :H] = dan * hh[..., 2 * H :] * r * (1 - r)
+    dxg[..., H : 2 * H] = gz * z * (1 - z)
+    dxg[..., 2 * H :] = dan
+    dhh = dxg.copy()
+    dhh[..., 2 * H :] *= r
+    return dxg, dhh, gh * z
 
 
 @op("gru_step", multi=True)

@@ -96,11 +96,23 @@ _FUSED = f"{__package__}.fused_cpu"  # optional Numba updates, one pass per para
 _CHUNK = 1 << 16  # elements per block when a large update is shared among threads
 
 
+_FUSED_GPU = f"{__package__.rpartition('.')[0]}.nn.fused_gpu"  # CuPy kernels (Adam's too)
+
+
 def _fused(*arrays: Any) -> Any:
     """fused_cpu when every array is a C-contiguous float32 host array and Numba is there."""
     if all(Bk.namespace_of(a) is Bk.host and a.dtype == Bk.host.float32
            and a.flags.c_contiguous for a in arrays):
         return Bk.fused_module(_FUSED)
+    return None
+
+
+def _fused_gpu(*arrays: Any) -> Any:
+    """fused_gpu when every array is a C-contiguous CuPy array of one dtype (kernels on)."""
+    first = arrays[0]
+    if Bk.namespace_of(first) is not Bk.host and all(
+            a.dtype == first.dtype and a.flags.c_contiguous for a in arrays):
+        return Bk.fused_module(_FUSED_GPU)
     return None
 
 
@@ -158,12 +170,12 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay, lazy)
         self.b1, self.b2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _scalars(self) -> tuple:
-        """(beta1, beta2, lr / bc1, 1 / sqrt(bc2), eps) as float32, for the fused kernels."""
-        f32 = Bk.host.float32
+    def _scalars(self, kind: Any = Bk.host.float32) -> tuple:
+        """(beta1, beta2, lr / bc1, 1 / sqrt(bc2), eps) for the fused kernels: float32 for the
+        Numba ones, Python floats (``kind=float``) for the CuPy ones, which cast them."""
         bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-        return (f32(self.b1), f32(self.b2), f32(self.lr / bc1), f32(1 / math.sqrt(bc2)),
-                f32(self.eps))
+        return (kind(self.b1), kind(self.b2), kind(self.lr / bc1), kind(1 / math.sqrt(bc2)),
+                kind(self.eps))
 
     def update(self, name, p, g):
         m = self.slot(name, "m", p.data)
@@ -171,6 +183,10 @@ class Adam(Optimizer):
         fused = _fused(p.data, g, m, v)
         if fused is not None:
             _flat_blocks(fused.adam_flat, (p.data, g, m, v), *self._scalars())
+            return
+        fused = _fused_gpu(p.data, g, m, v)
+        if fused is not None:
+            fused.adam_flat(p.data, g, m, v, *self._scalars(float))
             return
         m *= self.b1
         m += (1 - self.b1) * g
@@ -188,10 +204,14 @@ class Adam(Optimizer):
         m = self.slot(name, "m", p.data)
         v = self.slot(name, "v", p.data)
         values = g.values.reshape(g.values.shape[0], -1)
-        fused = _fused(p.data, values, m, v) if p.data.ndim == 2 else None
-        if fused is None:
-            return super().update_rows(name, p, g)
-        fused.adam_rows(p.data, g.indices, values, m, v, *self._scalars())
+        if p.data.ndim == 2:
+            fused = _fused(p.data, values, m, v)
+            if fused is not None:
+                return fused.adam_rows(p.data, g.indices, values, m, v, *self._scalars())
+            fused = _fused_gpu(p.data, values, m, v)
+            if fused is not None:
+                return fused.adam_rows(p.data, g.indices, values, m, v, *self._scalars(float))
+        return super().update_rows(name, p, g)
 
 
 class AdaGrad(Optimizer):

@@ -1,0 +1,191 @@
+"""Fused GPU kernels for a step's gate arithmetic (CuPy ElementwiseKernels; float32 and float64).
+
+The generic step ops in kernels.py spell the LSTM gates as about ten array calls forward and
+twenty backward, and on a GPU each call is a kernel launch (plus CuPy's Python dispatch) over a
+tiny (D, B, 4H) array: at a tagger's sizes the launches, not the arithmetic, are the step. Here
+a step's gates are one kernel forward and one backward, each thread handling one (row, unit)
+element and its four gates. Same contracts and arithmetic as the generic functions (sigma(x) =
+(tanh(x / 2) + 1) / 2), tested equal to them on CuPy in tests/test_fused_gpu.py; they override
+the generic ones for contiguous CuPy arrays (`kernels.lstm_gate_kernels`, `kernels._gru_gates`)
+unless ``RNNDSL_FUSED=0``. The Adam kernels are the GPU twins of train/fused_cpu.py.
+
+The kernel bodies are plain C++ (T is the element type, ``i`` the element's index, raw arrays
+are indexed, the others are this element's value); tests/test_fused_gpu.py also compiles them
+with the host's C++ compiler and checks them against NumPy, so a machine without a GPU still
+tests their arithmetic.
+"""
+
+from __future__ import annotations
+
+# a (R, 4H) raw, row r = i / H, unit j = i % H; gates (i, f, o, z) at offsets 0, H, 2H, 3H
+LSTM_FORWARD = """
+const ptrdiff_t k = (i / H) * 4 * H + i % H;
+const T gi = T(0.5) * tanh(T(0.5) * a[k]) + T(0.5);
+const T gf = T(0.5) * tanh(T(0.5) * a[k + H]) + T(0.5);
+const T go = T(0.5) * tanh(T(0.5) * a[k + 2 * H]) + T(0.5);
+const T gz = tanh(a[k + 3 * H]);
+a[k] = gi;
+a[k + H] = gf;
+a[k + 2 * H] = go;
+a[k + 3 * H] = gz;
+const T v = gf * c + gi * gz;
+const T t = tanh(v);
+c_new = v;
+tc = t;
+h = go * t;
+"""
+
+LSTM_BACKWARD = """
+const ptrdiff_t k = (i / H) * 4 * H + i % H;
+const T gi = a[k], gf = a[k + H], go = a[k + 2 * H], gz = a[k + 3 * H];
+const T t = tc;
+const T g = gc + gh * go * (T(1) - t * t);
+da[k] = g * gz * gi * (T(1) - gi);
+da[k + H] = g * c * gf * (T(1) - gf);
+da[k + 2 * H] = gh * t * go * (T(1) - go);
+da[k + 3 * H] = g * gi * (T(1) - gz * gz);
+gc_prev = g * gf;
+"""
+
+# xg, hh (R, 3H) raw (hh = h W + b_h), gates (r, z, n) (n is u here: CuPy reserves the name n);
+# s (R, 3H) keeps r, z, u for the backward
+GRU_FORWARD = """
+const ptrdiff_t k = (i / H) * 3 * H + i % H;
+const T r = T(0.5) * tanh(T(0.5) * (xg[k] + hh[k])) + T(0.5);
+const T z = T(0.5) * tanh(T(0.5) * (xg[k + H] + hh[k + H])) + T(0.5);
+const T u = tanh(xg[k + 2 * H] + r * hh[k + 2 * H]);
+s[k] = r;
+s[k + H] = z;
+s[k + 2 * H] = u;
+h_new = (h - u) * z + u;
+"""
+
+GRU_BACKWARD = """
+const ptrdiff_t k = (i / H) * 3 * H + i % H;
+const T r = s[k], z = s[k + H], u = s[k + 2 * H];
+const T dan = gh * (T(1) - z) * (T(1) - u * u);
+const T dr = dan * hh[k + 2 * H] * r * (T(1) - r);
+const T dz = gh * (h - u) * z * (T(1) - z);
+dxg[k] = dr;
+dxg[k + H] = dz;
+dxg[k + 2 * H] = dan;
+dhh[k] = dr;
+dhh[k + H] = dz;
+dhh[k + 2 * H] = dan * r;
+gh_z = gh * z;
+"""
+
+# one element of Adam: the moments, then p -= step * m / (sqrt(v) * inv_bc2 + eps)
+ADAM = """
+const T m_new = m * b1 + (T(1) - b1) * g;
+const T v_new = v * b2 + (T(1) - b2) * (g * g);
+p = p - (step * m_new) / (sqrt(v_new) * inv_bc2 + eps);
+m = m_new;
+v = v_new;
+"""
+
+# lazy Adam on the rows of a (R, d) parameter: element i is column i % d of the (i / d)-th
+# touched row; the rows are unique (the gradient was coalesced), so no two threads share one
+ADAM_ROWS = """
+const ptrdiff_t k = i / d;
+const ptrdiff_t e = (ptrdiff_t)rows[k] * d + i % d;
+const T g = values[i];
+const T m_new = m[e] * b1 + (T(1) - b1) * g;
+const T v_new = v[e] * b2 + (T(1) - b2) * (g * g);
+p[e] = p[e] - (step * m_new) / (sqrt(v_new) * inv_bc2 + eps);
+m[e] = m_new;
+v[e] = v_new;
+"""
+
+# name: (in_params, out_params, body), in CuPy's ElementwiseKernel notation
+KERNELS = {
+    "lstm_forward": ("T c, int32 H", "raw T a, T c_new, T tc, T h", LSTM_FORWARD),
+    "lstm_backward": ("raw T a, T c, T tc, T gh, T gc, int32 H", "raw T da, T gc_prev",
+                      LSTM_BACKWARD),
+    "gru_forward": ("raw T xg, raw T hh, T h, int32 H", "raw T s, T h_new", GRU_FORWARD),
+    "gru_backward": ("raw T s, raw T hh, T h, T gh, int32 H", "raw T dxg, raw T dhh, T gh_z",
+                     GRU_BACKWARD),
+    "adam": ("T g, T b1, T b2, T step, T inv_bc2, T eps", "T p, T m, T v", ADAM),
+    "adam_rows": ("raw I rows, raw T values, int64 d, T b1, T b2, T step, T inv_bc2, T eps",
+                  "raw T p, raw T m, raw T v", ADAM_ROWS),
+}
+_compiled: dict = {}
+
+
+def kernel(name: str):
+    """The CuPy ElementwiseKernel of KERNELS[name], built on first use (CuPy compiles it for each
+    element type it meets and caches the binary on disk)."""
+    k = _compiled.get(name)
+    if k is None:
+        import cupy  # noqa: PLC0415 - this module is imported only for CuPy arrays
+
+        in_params, out_params, body = KERNELS[name]
+        k = _compiled[name] = cupy.ElementwiseKernel(in_params, out_params, body,
+                                                     f"rnndsl_{name}")
+    return k
+
+
+def _zero_or(xp, g, like):
+    """The cotangent, or a 0-d zero that the kernel broadcasts (no array of zeros written)."""
+    return xp.zeros((), dtype=like.dtype) if g is None else g
+
+
+def _flat(xp, a):
+    """A 1-d view for a raw argument (a raw array's index is a flat C-order position; on a 1-d
+    array it costs no divisions). Copies only an array that is not contiguous."""
+    return xp.ascontiguousarray(a).reshape(-1)
+
+
+def lstm_gates_forward(xp, a, c):
+    """Same contract as kernels._lstm_gates_forward: activates a (contiguous) in place, returns
+    (c_new, tanh(c_new), h_new)."""
+    out = xp.empty((3,) + c.shape, dtype=a.dtype)  # one allocation for the three results
+    kernel("lstm_forward")(c, c.shape[-1], a.reshape(-1), out[0], out[1], out[2])
+    return out[0], out[1], out[2]
+
+
+def lstm_gates_backward(xp, a, c, tc, gh, gc):
+    """Same contract as kernels._lstm_gates_backward: (da, dL/dc_prev)."""
+    da = xp.empty(a.shape, dtype=a.dtype)
+    gc_prev = xp.empty(c.shape, dtype=a.dtype)
+    kernel("lstm_backward")(_flat(xp, a), c, tc, _zero_or(xp, gh, a), _zero_or(xp, gc, a),
+                            c.shape[-1], da.reshape(-1), gc_prev)
+    return da, gc_prev
+
+
+def gru_gates_forward(xp, xg, hh, h):
+    """Same contract as kernels._gru_gates_forward: (saved for the backward, h_new)."""
+    s = xp.empty(hh.shape, dtype=hh.dtype)
+    h_new = xp.empty(h.shape, dtype=h.dtype)
+    kernel("gru_forward")(_flat(xp, xg), _flat(xp, hh), h, h.shape[-1], s.reshape(-1), h_new)
+    return s, h_new
+
+
+def gru_gates_backward(xp, saved, hh, h, gh):
+    """Same contract as kernels._gru_gates_backward: (dL/dxg, dL/dhh, gh * z)."""
+    dxg = xp.empty(saved.shape, dtype=saved.dtype)
+    dhh = xp.empty(saved.shape, dtype=saved.dtype)
+    gh_z = xp.empty(h.shape, dtype=h.dtype)
+    kernel("gru_backward")(saved.reshape(-1), _flat(xp, hh), h, _zero_or(xp, gh, h),
+                           h.shape[-1], dxg.reshape(-1), dhh.reshape(-1), gh_z)
+    return dxg, dhh, gh_z
+
+
+def _scalars(*xs):
+    """Python floats: CuPy casts them to the arrays' type T (a NumPy float32 scalar would take
+    part in deciding T)."""
+    return tuple(float(x) for x in xs)
+
+
+def adam_flat(p, g, m, v, b1, b2, step, inv_bc2, eps):
+    """Adam in place on same-shaped contiguous arrays (the fused_cpu.adam_flat contract)."""
+    kernel("adam")(g, *_scalars(b1, b2, step, inv_bc2, eps), p, m, v)
+
+
+def adam_rows(p, rows, values, m, v, b1, b2, step, inv_bc2, eps):
+    """Lazy Adam in place: p, m, v (R, d) contiguous; row rows[k] (unique) gets values[k]."""
+    n, d = values.shape
+    if n:
+        kernel("adam_rows")(rows.reshape(-1), values.reshape(-1), d,
+                            *_scalars(b1, b2, step, inv_bc2, eps),
+                            p.reshape(-1), m.reshape(-1), v.reshape(-1), size=n * d)
