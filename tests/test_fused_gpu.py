@@ -208,6 +208,29 @@ def test_lstm_gates_on_cupy_match_the_generic(dtype, prefix):
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D,B,H,width", [(2, 32, 128, 512), (1, 20, 200, 800), (2, 1, 5, 20),
+                                     (2, 3, 7, 1)])
+def test_the_gradient_product_through_cublas_matches_matmul(dtype, D, B, H, width):
+    import cupy as cp
+
+    rng = np.random.default_rng(7)
+    W = cp.asarray(rng.normal(size=(D, H, width)).astype(dtype))
+    d = cp.asarray(rng.normal(size=(D, B + 2, width)).astype(dtype))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    # a batch-prefix slice (the sorted-batch step) and a contiguous array
+    for dd in (d[:, :B], cp.ascontiguousarray(d[:, :B])):
+        want = cp.asnumpy(cp.matmul(dd, cp.swapaxes(W, -1, -2)))
+        np.testing.assert_allclose(cp.asnumpy(G.step_product_t(cp, dd, W)), want, rtol=tol,
+                                   atol=tol * width)
+    # layouts cuBLAS cannot take directly go through matmul and are still right
+    Wf = cp.asfortranarray(W)
+    np.testing.assert_allclose(cp.asnumpy(G.step_product_t(cp, d, Wf)),
+                               cp.asnumpy(cp.matmul(d, cp.swapaxes(Wf, -1, -2))), rtol=tol,
+                               atol=tol * width)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gru_gates_on_cupy_match_the_generic(dtype):
     import cupy as cp
 

@@ -64,6 +64,9 @@ def _times_wt(xp, d, W):
     """
     if xp is Bk.host:
         return xp.ascontiguousarray(xp.swapaxes(xp.matmul(W, xp.swapaxes(d, -1, -2)), -1, -2))
+    fused = Bk.fused_module(_FUSED_GPU)
+    if fused is not None:
+        return fused.step_product_t(xp, d, W)
     return xp.matmul(d, xp.swapaxes(W, -1, -2))
 
 
