@@ -7,6 +7,7 @@ import rnndsl
 from rnndsl import Tensor
 from rnndsl.autodiff import check_grads
 from rnndsl.autodiff.backend import get_backend
+from rnndsl.nn.cells import Cell
 from rnndsl.nn.heads import SoftmaxHead
 from rnndsl.nn.layers import Init
 from rnndsl.nn.module import RunContext, SeqInfo, SeqValue
@@ -284,3 +285,44 @@ def test_inference_loop_matches_the_taped_loop(pipeline, lengths, dtype):
         np.testing.assert_array_equal(y_infer, y_tape)
     else:
         np.testing.assert_allclose(y_infer, y_tape, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell,bi", [(Cell("lstm"), True), (Cell("gru", reset="after"), True),
+                                     (Cell("gru"), False), (Cell("srnn"), True)])
+@pytest.mark.parametrize("s0", ["zeros", "learned"])
+@pytest.mark.parametrize("grad", [True, False], ids=["taped", "no-tape"])
+def test_packed_layout_matches_the_padded_one(monkeypatch, cell, bi, s0, grad):
+    """A sorted batch with padding runs packed (module.Packing); the padded layout with its
+    shrinking prefix is the reference: outputs, final states and every gradient agree."""
+    from rnndsl.autodiff import no_grad
+    from rnndsl.nn.layers import Recurrent
+
+    be = get_backend("numpy")
+    lengths = [7, 7, 5, 2, 2, 1]
+    x = np.random.default_rng(3).standard_normal((8, 6, 4))  # T = 8 > the longest: padding
+    w = np.random.default_rng(4).standard_normal((8, 6, 10 if bi else 5))
+
+    def run(packed: bool):
+        if not packed:
+            monkeypatch.setattr(SeqInfo, "packing", property(lambda self: None))
+        layer = Recurrent("r", cell, 4, 5, bi, Init(np.random.default_rng(0), be, np.float64),
+                          s0=s0)
+        info = SeqInfo(lengths, 8, np)
+        assert packed == (info.packing is not None)
+        xt = Tensor(x, requires_grad=True)
+        ctx = RunContext(train=True)
+        if grad:
+            y = layer.forward(SeqValue(xt, info), ctx)
+            final = ctx.final_states["r"]
+            loss = (y.data * Tensor(w)).sum() + sum((s * s).sum() for s in final)
+            loss.backward()
+            grads = [xt.grad] + [p.grad for _, p in sorted(layer.named_parameters().items())]
+        else:
+            with no_grad():
+                y = layer.forward(SeqValue(xt, info), ctx)
+            final, grads = ctx.final_states["r"], []
+        monkeypatch.undo()
+        return [y.data.numpy()] + [s.numpy() for s in final] + grads
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_allclose(a, b, atol=1e-12, rtol=1e-12)

@@ -51,7 +51,10 @@ def test_fixtures_exist():
     ("GRU", 'gru(d=6, reset="after") |> stack(2)', False, {}),
     ("RNN", "bisrnn(d=3, act=relu)", True, {"nonlinearity": "relu"}),
 ])
-def test_live_against_torch(module, pipeline, bi, extra):
+@pytest.mark.parametrize("lengths", [[7, 3, 1, 5, 7], [7, 7, 5, 3, 1]], ids=["masked", "packed"])
+def test_live_against_torch(module, pipeline, bi, extra, lengths):
+    # unsorted lengths run through the step masks, sorted ones (longest first) in the packed
+    # layout (rnndsl.nn.module.Packing)
     torch = pytest.importorskip("torch")
     layers = 3 if "stack(3)" in pipeline else 2 if "stack(2)" in pipeline else 1
     torch.manual_seed(7)
@@ -59,7 +62,6 @@ def test_live_against_torch(module, pipeline, bi, extra):
                                   num_layers=layers, bidirectional=bi, batch_first=True,
                                   **extra).double()
     rng = np.random.default_rng(7)
-    lengths = [7, 3, 1, 5, 7]
     x = rng.standard_normal((5, 7, 4))
     xt = torch.tensor(x, requires_grad=True)
     packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True,

@@ -425,6 +425,91 @@ def bi_merge(xp, *hs, rev_flat=None, mask=None):
     return out, vjp
 
 
+@op("pack_rows")
+def pack_rows(xp, a, index):
+    """a[index] for a 2-D a and unique row indices (a batch's real positions, in step order);
+    the gradient puts the rows back, zeros elsewhere."""
+
+    def vjp(g):
+        gx = xp.zeros(a.shape, dtype=g.dtype)
+        gx[index] = g
+        return gx, None
+
+    return a[index], vjp
+
+
+@op("packed_arrange", multi=True)
+def packed_arrange(xp, proj, rev, counts: tuple = (), D: int = 2):
+    """Packed input projections (P, D*G) -> one (D, n_t, G) input per step, the backward half
+    read in each sequence's reverse order (``rev``, see module.Packing); the steps' inputs are
+    views of one buffer, each step's block contiguous."""
+    P, DG = proj.shape
+    G = DG // D
+    buf = xp.empty((D * P, G), dtype=proj.dtype)
+    bwd = proj[rev, G:] if D == 2 else None
+    outs, off = [], 0
+    for n in counts:
+        blk = buf[D * off: D * (off + n)].reshape(D, n, G)
+        blk[0] = proj[off: off + n, :G]
+        if D == 2:
+            blk[1] = bwd[off: off + n]
+        outs.append(blk)
+        off += n
+
+    def vjp(gs):
+        gp = xp.zeros((P, DG), dtype=proj.dtype)
+        gb = xp.zeros((P, G), dtype=proj.dtype) if D == 2 else None
+        o = 0
+        for n, g in zip(counts, gs):
+            if g is not None:
+                gp[o: o + n, :G] = g[0]
+                if D == 2:
+                    gb[o: o + n] = g[1]
+            o += n
+        if D == 2:
+            gp[:, G:] = gb[rev]  # rev is its own inverse
+        return gp, None
+
+    return tuple(outs), vjp
+
+
+@op("packed_merge")
+def packed_merge(xp, *hs, rev=None, flat=None, T: int = 0):
+    """Step states (D, n_t, H) of a packed batch -> (T, B, D*H) padded outputs [y^f; y^b], zero
+    past each end (B = n_0); the packed twin of bi_merge (see module.Packing)."""
+    D, Bn, H = hs[0].shape
+    P = sum(h.shape[1] for h in hs)
+    packed = xp.empty((P, D * H), dtype=hs[0].dtype)
+    bwd = xp.empty((P, H), dtype=hs[0].dtype) if D == 2 else None
+    off = 0
+    for h in hs:
+        n = h.shape[1]
+        packed[off: off + n, :H] = h[0]
+        if D == 2:
+            bwd[off: off + n] = h[1]
+        off += n
+    if D == 2:
+        packed[:, H:] = bwd[rev]
+    out = xp.zeros((T * Bn, D * H), dtype=packed.dtype)
+    out[flat] = packed
+
+    def vjp(g):
+        gp = g.reshape(T * Bn, D * H)[flat]
+        gb = gp[rev, H:] if D == 2 else None
+        grads, o = [], 0
+        for h in hs:
+            n = h.shape[1]
+            gh = xp.empty(h.shape, dtype=g.dtype)
+            gh[0] = gp[o: o + n, :H]
+            if D == 2:
+                gh[1] = gb[o: o + n]
+            grads.append(gh)
+            o += n
+        return tuple(grads)
+
+    return out.reshape(T, Bn, D * H), vjp
+
+
 @op("scatter_rows")
 def scatter_rows(xp, rows, index, n_rows: int):
     """out (n_rows, d) with out[index[i]] = rows[i] (indices unique), zeros elsewhere."""

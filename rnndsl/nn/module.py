@@ -106,6 +106,7 @@ class SeqInfo:
         # sorted longest first: at step t the first active[t] sequences are the running ones
         self.sorted = bool(lengths.size and Bk.host.all(lengths[:-1] >= lengths[1:]))
         self.active = [int((lengths > t).sum()) for t in range(T)]
+        self._packing: Packing | None = None
 
     def step_mask(self, t: int) -> Any:
         """None while every sequence runs at step t (no masking cost), else (B, 1) bool."""
@@ -124,6 +125,40 @@ class SeqInfo:
 
     def mask_as(self, dtype: Any) -> Any:
         return self.mask.astype(dtype)
+
+    @property
+    def packing(self) -> Packing | None:
+        """The packed layout of a sorted batch with padding (None when every sequence fills all
+        T steps, or the batch is not sorted longest first); computed once per batch."""
+        if self.min_len == self.T or not self.sorted:
+            return None
+        if self._packing is None:
+            self._packing = Packing(self.lengths, self.active, self.T, self.xp)
+        return self._packing
+
+
+class Packing:
+    """A sorted batch's real positions in step order, as PyTorch's packed sequences hold them.
+
+    Step t's n_t = counts[t] running sequences are rows offsets[t] .. offsets[t] + n_t of a
+    (P, d) packed array (P = number of real tokens). ``flat`` (P,) is each packed row's position
+    t*B + b in the padded (T, B) grid; ``rev`` (P,) maps packed row (t, b) to the packed row of
+    (len_b - 1 - t, b), the same sequence read backwards (its own inverse).
+    """
+
+    def __init__(self, lengths: Any, active: list[int], T: int, xp: Any):
+        np = Bk.host
+        counts = [n for n in active if n]
+        self.counts = counts
+        self.offsets = [0]
+        for n in counts:
+            self.offsets.append(self.offsets[-1] + n)
+        self.P = self.offsets[-1]
+        B = int(lengths.size)
+        t = np.repeat(np.arange(len(counts)), counts)
+        b = np.arange(self.P) - np.asarray(self.offsets[:-1])[t]
+        self.flat = xp.asarray(t * B + b)
+        self.rev = xp.asarray(np.asarray(self.offsets[:-1])[lengths[b] - 1 - t] + b)
 
 
 @dataclass

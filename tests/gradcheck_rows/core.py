@@ -106,6 +106,17 @@ ROWS = {
         lambda a, b, c: apply("bi_merge", a, b, c, rev_flat=np.array([2, 1, 0, 3, 4, 5]),
                               mask=np.array([[[1.0], [1.0]], [[1.0], [1.0]], [[1.0], [0.0]]])),
         (rn(2, 2, 2), rn(2, 2, 2), rn(2, 2, 2))),
+    # lengths [3, 2, 1] packed (see module.Packing): counts (3, 2, 1), flat, rev
+    "pack_rows": lambda: (
+        lambda a: apply("pack_rows", a, np.array([0, 1, 2, 3, 4, 6])), (rn(9, 2),)),
+    "packed_arrange": lambda: (
+        lambda a: F.concat([x.reshape(-1) for x in apply(
+            "packed_arrange", a, np.array([5, 4, 2, 3, 1, 0]), counts=(3, 2, 1), D=2)], axis=0),
+        (rn(6, 4),)),
+    "packed_merge": lambda: (  # three steps of (D, n_t, H) states
+        lambda a, b, c: apply("packed_merge", a, b, c, rev=np.array([5, 4, 2, 3, 1, 0]),
+                              flat=np.array([0, 1, 2, 3, 4, 6]), T=3),
+        (rn(2, 3, 2), rn(2, 2, 2), rn(2, 1, 2))),
     "scatter_rows": lambda: (
         lambda a: apply("scatter_rows", a, np.array([3, 0]), n_rows=5), (rn(2, 3),)),
 }
