@@ -56,12 +56,13 @@ def current_scope() -> str:
 class RowSparse:
     """A gradient that is non-zero only in some rows: dense[indices[i]] += values[i]."""
 
-    __slots__ = ("indices", "values", "shape")
+    __slots__ = ("indices", "values", "shape", "unique")
 
-    def __init__(self, indices: Any, values: Any, shape: tuple[int, ...]):
+    def __init__(self, indices: Any, values: Any, shape: tuple[int, ...], unique: bool = False):
         self.indices = indices
         self.values = values
         self.shape = tuple(shape)
+        self.unique = unique  # the indices are distinct (coalesced): coalesce() is itself
 
     def to_dense(self) -> Any:
         xp = B.namespace_of(self.values)
@@ -71,14 +72,16 @@ class RowSparse:
 
     def coalesce(self) -> RowSparse:
         """Unique rows with their summed values."""
+        if self.unique:
+            return self
         xp = B.namespace_of(self.values)
         if xp is B.host:
             uniq, vals = B.sum_rows(self.indices.reshape(-1), self.values)
-            return RowSparse(uniq, vals, self.shape)
+            return RowSparse(uniq, vals, self.shape, unique=True)
         uniq, inv = xp.unique(self.indices, return_inverse=True)
         vals = xp.zeros((uniq.shape[0],) + self.shape[1:], dtype=self.values.dtype)
         B.scatter_add_rows(xp, vals, inv.reshape(-1), self.values)
-        return RowSparse(uniq, vals, self.shape)
+        return RowSparse(uniq, vals, self.shape, unique=True)
 
     def __add__(self, other: Any) -> Any:
         xp = B.namespace_of(self.values)

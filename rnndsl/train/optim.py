@@ -42,7 +42,7 @@ class Optimizer:
                     g = g.coalesce()
                     if self.weight_decay:
                         g = RowSparse(g.indices, g.values + self.weight_decay * p.data[g.indices],
-                                      g.shape)
+                                      g.shape, unique=True)
                     self.update_rows(name, p, g)
                     continue
                 g = g.to_dense()
@@ -251,7 +251,9 @@ def global_grad_norm(params: Mapping[str, Any]) -> float:
         if g is None:
             continue
         if isinstance(g, RowSparse):
-            g = g.coalesce().values
+            g = p._grad = g.coalesce()  # kept: the optimizer's step needs it coalesced too
+            p._grad_owned = True
+            g = g.values
         total += float((g * g).sum())
     return math.sqrt(total)
 
@@ -266,7 +268,7 @@ def clip_grad_norm(params: Mapping[str, Any], max_norm: float) -> float:
             if g is None:
                 continue
             if isinstance(g, RowSparse):
-                p._grad = RowSparse(g.indices, g.values * scale, g.shape)
+                p._grad = RowSparse(g.indices, g.values * scale, g.shape, g.unique)
             else:
                 p._grad = g * scale
             p._grad_owned = True
