@@ -107,6 +107,14 @@ def cupy_available() -> bool:
     return True
 
 
+def cuda_blas() -> ModuleType:
+    """CuPy's thin cuBLAS bindings, for the GPU kernels that call cuBLAS directly
+    (nn/fused_gpu.py); imported on request only."""
+    from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - optional dependency
+
+    return cublas
+
+
 def namespace_of(a: Any) -> ModuleType:
     """The array namespace an array belongs to (cupy for CuPy arrays, else numpy)."""
     if type(a) is numpy.ndarray:

@@ -8,8 +8,9 @@ handling one (row, unit) element and its gates, and the gradient product d W^T g
 strided-batched GEMM directly (CuPy's matmul copies the transposed W first). Same contracts and
 arithmetic as the generic functions (sigma(x) = (tanh(x / 2) + 1) / 2), tested equal to them on
 CuPy in tests/test_fused_gpu.py; they override the generic ones for contiguous CuPy arrays
-(`kernels.lstm_gate_kernels`, `kernels.gru_gate_kernels`, `kernels._times_wt`) unless ``RNNDSL_FUSED=0``. Adam and lazy Adam are the GPU twins of
-train/fused_cpu.py.
+(`kernels.lstm_gate_kernels`, `kernels.gru_gate_kernels`, `kernels._times_wt`) unless
+``RNNDSL_FUSED=0``. Adam and lazy Adam are the GPU twins of train/fused_cpu.py. CuPy itself is
+reached through the arrays' namespace ``xp`` and autodiff/backend.py, never imported here.
 
 Host time per call, measured on an H100 machine in one process (median of 5 x 1000 calls):
 gate kernel 21.0 us as an ElementwiseKernel, 24.8 us as a RawKernel with its Python argument
@@ -24,6 +25,8 @@ tests their arithmetic.
 """
 
 from __future__ import annotations
+
+from ..autodiff import backend as Bk
 
 # a (R, 4H) raw, row r = i / H, unit j = i % H; gates (i, f, o, z) at offsets 0, H, 2H, 3H
 LSTM_FORWARD = """
@@ -120,16 +123,13 @@ KERNELS = {
 _compiled: dict = {}
 
 
-def kernel(name: str):
-    """The CuPy ElementwiseKernel of KERNELS[name], built on first use (CuPy compiles it for each
-    element type it meets and caches the binary on disk)."""
+def kernel(xp, name: str):
+    """The ElementwiseKernel of KERNELS[name] in the CuPy namespace ``xp``, built on first use
+    (CuPy compiles it for each element type it meets and caches the binary on disk)."""
     k = _compiled.get(name)
     if k is None:
-        import cupy  # noqa: PLC0415 - this module is imported only for CuPy arrays
-
         in_params, out_params, body = KERNELS[name]
-        k = _compiled[name] = cupy.ElementwiseKernel(in_params, out_params, body,
-                                                     f"rnndsl_{name}")
+        k = _compiled[name] = xp.ElementwiseKernel(in_params, out_params, body, f"rnndsl_{name}")
     return k
 
 
@@ -148,7 +148,7 @@ def lstm_gates_forward(xp, a, c):
     """Same contract as kernels._lstm_gates_forward: activates a (contiguous) in place, returns
     (c_new, tanh(c_new), h_new)."""
     out = xp.empty((3,) + c.shape, dtype=a.dtype)  # one allocation for the three results
-    kernel("lstm_forward")(c, c.shape[-1], a.reshape(-1), out[0], out[1], out[2])
+    kernel(xp, "lstm_forward")(c, c.shape[-1], a.reshape(-1), out[0], out[1], out[2])
     return out[0], out[1], out[2]
 
 
@@ -156,7 +156,7 @@ def lstm_gates_backward(xp, a, c, tc, gh, gc):
     """Same contract as kernels._lstm_gates_backward: (da, dL/dc_prev)."""
     da = xp.empty(a.shape, dtype=a.dtype)
     gc_prev = xp.empty(c.shape, dtype=a.dtype)
-    kernel("lstm_backward")(_flat(xp, a), c, tc, _zero_or(xp, gh, a), _zero_or(xp, gc, a),
+    kernel(xp, "lstm_backward")(_flat(xp, a), c, tc, _zero_or(xp, gh, a), _zero_or(xp, gc, a),
                             c.shape[-1], da.reshape(-1), gc_prev)
     return da, gc_prev
 
@@ -165,7 +165,7 @@ def gru_gates_forward(xp, xg, hh, h):
     """Same contract as kernels._gru_gates_forward: (saved for the backward, h_new)."""
     s = xp.empty(hh.shape, dtype=hh.dtype)
     h_new = xp.empty(h.shape, dtype=h.dtype)
-    kernel("gru_forward")(_flat(xp, xg), _flat(xp, hh), h, h.shape[-1], s.reshape(-1), h_new)
+    kernel(xp, "gru_forward")(_flat(xp, xg), _flat(xp, hh), h, h.shape[-1], s.reshape(-1), h_new)
     return s, h_new
 
 
@@ -174,7 +174,7 @@ def gru_gates_backward(xp, saved, hh, h, gh):
     dxg = xp.empty(saved.shape, dtype=saved.dtype)
     dhh = xp.empty(saved.shape, dtype=saved.dtype)
     gh_z = xp.empty(h.shape, dtype=h.dtype)
-    kernel("gru_backward")(saved.reshape(-1), _flat(xp, hh), h, _zero_or(xp, gh, h),
+    kernel(xp, "gru_backward")(saved.reshape(-1), _flat(xp, hh), h, _zero_or(xp, gh, h),
                            h.shape[-1], dxg.reshape(-1), dhh.reshape(-1), gh_z)
     return dxg, dhh, gh_z
 
@@ -196,17 +196,15 @@ def _ld(a, rows: int, cols: int):
     return ld, (s0 // item if a.shape[0] > 1 else rows * ld)
 
 
-def _gemm(dtype, transa: int, transb: int, m: int, n: int, k: int, A, lda: int, sA: int,
+def _gemm(xp, dtype, transa: int, transb: int, m: int, n: int, k: int, A, lda: int, sA: int,
           B, ldb: int, sB: int, C, ldc: int, sC: int, batch: int) -> None:
-    import cupy  # noqa: PLC0415
-    import numpy  # noqa: PLC0415
-    from cupy_backends.cuda.libs import cublas  # noqa: PLC0415
-
+    """One strided-batched GEMM, column-major, through CuPy's cuBLAS handle (host scalars)."""
+    cublas = Bk.cuda_blas()
     one = _ONE.get(dtype.char)
-    if one is None:
-        one = _ONE[dtype.char] = (numpy.ones(1, dtype), numpy.zeros(1, dtype))
-    f = cublas.sgemmStridedBatched if dtype == numpy.float32 else cublas.dgemmStridedBatched
-    handle = cupy.cuda.device.get_cublas_handle()
+    if one is None:  # alpha = 1, beta = 0 as host arrays of the element type
+        one = _ONE[dtype.char] = (Bk.host.ones(1, dtype), Bk.host.zeros(1, dtype))
+    f = cublas.sgemmStridedBatched if dtype == Bk.host.float32 else cublas.dgemmStridedBatched
+    handle = xp.cuda.device.get_cublas_handle()
     cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
     f(handle, transa, transb, m, n, k, one[0].ctypes.data, A, lda, sA, B, ldb, sB,
       one[1].ctypes.data, C, ldc, sC, batch)
@@ -229,7 +227,7 @@ def step_product_t(xp, d, W):
     H = W.shape[1]
     out = xp.empty((D, M, H), dtype=d.dtype)
     # column-major C^T (H x M) = W (H x G, stored as its transpose) d^T
-    _gemm(d.dtype, 1, 0, H, M, G, W.data.ptr, G, H * G, d.data.ptr, ld[0], ld[1],
+    _gemm(xp, d.dtype, 1, 0, H, M, G, W.data.ptr, G, H * G, d.data.ptr, ld[0], ld[1],
           out.data.ptr, H, M * H, D)
     return out
 
@@ -242,13 +240,13 @@ def _scalars(*xs):
 
 def adam_flat(p, g, m, v, b1, b2, step, inv_bc2, eps):
     """Adam in place on same-shaped contiguous arrays (the fused_cpu.adam_flat contract)."""
-    kernel("adam")(g, *_scalars(b1, b2, step, inv_bc2, eps), p, m, v)
+    kernel(Bk.namespace_of(p), "adam")(g, *_scalars(b1, b2, step, inv_bc2, eps), p, m, v)
 
 
 def adam_rows(p, rows, values, m, v, b1, b2, step, inv_bc2, eps):
     """Lazy Adam in place: p, m, v (R, d) contiguous; row rows[k] (unique) gets values[k]."""
     n, d = values.shape
     if n:
-        kernel("adam_rows")(rows.reshape(-1), values.reshape(-1), d,
+        kernel(Bk.namespace_of(p), "adam_rows")(rows.reshape(-1), values.reshape(-1), d,
                             *_scalars(b1, b2, step, inv_bc2, eps),
                             p.reshape(-1), m.reshape(-1), v.reshape(-1), size=n * d)

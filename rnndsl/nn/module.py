@@ -133,7 +133,7 @@ class SeqInfo:
         if self.min_len == self.T or not self.sorted:
             return None
         if self._packing is None:
-            self._packing = Packing(self.lengths, self.active, self.T, self.xp)
+            self._packing = Packing(self.lengths, self.active, self.xp)
         return self._packing
 
 
@@ -146,7 +146,7 @@ class Packing:
     (len_b - 1 - t, b), the same sequence read backwards (its own inverse).
     """
 
-    def __init__(self, lengths: Any, active: list[int], T: int, xp: Any):
+    def __init__(self, lengths: Any, active: list[int], xp: Any):
         np = Bk.host
         counts = [n for n in active if n]
         self.counts = counts

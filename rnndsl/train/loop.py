@@ -312,8 +312,10 @@ class Trainer:
         with self.timed("backward"):
             if loss is not None:
                 loss.backward()
+                # the deferred weight-gradient GEMMs (OuterGrad) run here, in the backward's
+                # time, not later in the optimizer's
                 for p in self.opt.params.values():
-                    p.raw_grad  # noqa: B018 - the deferred weight-gradient GEMMs run here, not in the optimizer's time
+                    p.raw_grad  # noqa: B018
             allreduce_grads(self.comm, self.opt.params, self.xp)
         t = time.perf_counter()
         norm = clip_grad_norm(self.opt.params, self.s.clip or 0.0)
