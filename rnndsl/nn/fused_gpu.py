@@ -157,7 +157,7 @@ def lstm_gates_backward(xp, a, c, tc, gh, gc):
     da = xp.empty(a.shape, dtype=a.dtype)
     gc_prev = xp.empty(c.shape, dtype=a.dtype)
     kernel(xp, "lstm_backward")(_flat(xp, a), c, tc, _zero_or(xp, gh, a), _zero_or(xp, gc, a),
-                            c.shape[-1], da.reshape(-1), gc_prev)
+                                c.shape[-1], da.reshape(-1), gc_prev)
     return da, gc_prev
 
 
@@ -175,7 +175,7 @@ def gru_gates_backward(xp, saved, hh, h, gh):
     dhh = xp.empty(saved.shape, dtype=saved.dtype)
     gh_z = xp.empty(h.shape, dtype=h.dtype)
     kernel(xp, "gru_backward")(saved.reshape(-1), _flat(xp, hh), h, _zero_or(xp, gh, h),
-                           h.shape[-1], dxg.reshape(-1), dhh.reshape(-1), gh_z)
+                               h.shape[-1], dxg.reshape(-1), dhh.reshape(-1), gh_z)
     return dxg, dhh, gh_z
 
 
@@ -247,6 +247,6 @@ def adam_rows(p, rows, values, m, v, b1, b2, step, inv_bc2, eps):
     """Lazy Adam in place: p, m, v (R, d) contiguous; row rows[k] (unique) gets values[k]."""
     n, d = values.shape
     if n:
-        kernel(Bk.namespace_of(p), "adam_rows")(rows.reshape(-1), values.reshape(-1), d,
-                            *_scalars(b1, b2, step, inv_bc2, eps),
-                            p.reshape(-1), m.reshape(-1), v.reshape(-1), size=n * d)
+        kernel(Bk.namespace_of(p), "adam_rows")(
+            rows.reshape(-1), values.reshape(-1), d, *_scalars(b1, b2, step, inv_bc2, eps),
+            p.reshape(-1), m.reshape(-1), v.reshape(-1), size=n * d)
