@@ -131,3 +131,24 @@ def test_synthetic_first_token_and_first_symbol_tasks():
     assert {w for e in tok for w in e.words[1:]} <= {"d0", "d1", "d2"}
     assert {w for e in sym for w in e.words[1:]} == {"A", "B"}  # the distractors look like labels
     assert len(dev) == 200 and [e.words for e in dev[:5]] != [e.words for e in sym[:5]]
+
+
+def test_span_batches_run_longest_first_and_point_at_their_words():
+    # the hierarchical model's inner batch of spans is sorted like the characters are, so the
+    # span encoder runs packed; each span still indexes its own words and outer slot
+    from rnndsl.data import dataset
+    from rnndsl.data.readers import Example
+
+    data = dataset.TaskData("toy", "synthetic", {"task": "first_token", "size": 20})
+    exs = [Example(("a", "b", ".", "c", "d", "e", "f", "!", "g")), Example(("h", ",", "i", "j"))]
+    index, lens, outer, outer_info = data._spans(exs, 9, 2, np)
+    assert list(lens) == sorted(lens, reverse=True) and sorted(lens) == [1, 2, 2, 3, 5]
+    B = 2
+    for i, n in enumerate(lens):
+        rows = index[:n, i]
+        b, k = outer[i] % B, outer[i] // B
+        start, end = dataset.span_bounds(exs[b].words)[k]
+        assert end - start == n
+        assert [exs[b].words[r // B] for r in rows] == list(exs[b].words[start:end])
+        assert all(r % B == b for r in rows)
+    assert outer_info.lengths.tolist() == [3, 2]

@@ -263,8 +263,10 @@ class TaskData:
                 rows.append(r + [r[0]] * (L - len(r)))
                 lens.append(e - s)
                 outer.append(k * B + b)
-        index = np.array(rows, dtype=np.int64).T  # (L, N)
-        return (xp.asarray(index), np.array(lens), xp.asarray(np.array(outer)),
+        # longest first, as for characters: the span encoder then runs packed
+        order = np.argsort(-np.array(lens), kind="stable")
+        index = np.array(rows, dtype=np.int64)[order].T  # (L, N)
+        return (xp.asarray(index), np.array(lens)[order], xp.asarray(np.array(outer)[order]),
                 SeqInfo(n_spans, S, xp))
 
     # --- language models ------------------------------------------------------------------------
