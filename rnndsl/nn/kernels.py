@@ -429,9 +429,10 @@ def bi_merge(xp, *hs, rev_flat=None, mask=None):
 def pack_rows(xp, a, index):
     """a[index] for a 2-D a and unique row indices (a batch's real positions, in step order);
     the gradient puts the rows back, zeros elsewhere."""
+    shape = a.shape  # the vjp keeps the shape, not the array
 
     def vjp(g):
-        gx = xp.zeros(a.shape, dtype=g.dtype)
+        gx = xp.zeros(shape, dtype=g.dtype)
         gx[index] = g
         return gx, None
 
@@ -445,7 +446,8 @@ def packed_arrange(xp, proj, rev, counts: tuple = (), D: int = 2):
     views of one buffer, each step's block contiguous."""
     P, DG = proj.shape
     G = DG // D
-    buf = xp.empty((D * P, G), dtype=proj.dtype)
+    dtype = proj.dtype  # the vjp keeps no reference to the projection itself
+    buf = xp.empty((D * P, G), dtype=dtype)
     bwd = proj[rev, G:] if D == 2 else None
     outs, off = [], 0
     for n in counts:
@@ -457,8 +459,8 @@ def packed_arrange(xp, proj, rev, counts: tuple = (), D: int = 2):
         off += n
 
     def vjp(gs):
-        gp = xp.zeros((P, DG), dtype=proj.dtype)
-        gb = xp.zeros((P, G), dtype=proj.dtype) if D == 2 else None
+        gp = xp.zeros((P, DG), dtype=dtype)
+        gb = xp.zeros((P, G), dtype=dtype) if D == 2 else None
         o = 0
         for n, g in zip(counts, gs):
             if g is not None:
@@ -492,14 +494,15 @@ def packed_merge(xp, *hs, rev=None, flat=None, T: int = 0):
         packed[:, H:] = bwd[rev]
     out = xp.zeros((T * Bn, D * H), dtype=packed.dtype)
     out[flat] = packed
+    shapes = [h.shape for h in hs]  # the vjp keeps the shapes, not the states
 
     def vjp(g):
         gp = g.reshape(T * Bn, D * H)[flat]
         gb = gp[rev, H:] if D == 2 else None
         grads, o = [], 0
-        for h in hs:
-            n = h.shape[1]
-            gh = xp.empty(h.shape, dtype=g.dtype)
+        for shape in shapes:
+            n = shape[1]
+            gh = xp.empty(shape, dtype=g.dtype)
             gh[0] = gp[o: o + n, :H]
             if D == 2:
                 gh[1] = gb[o: o + n]
