@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", action="store_true",
                    help="print where the training time went (data, forward, backward, ...)")
     r.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="use only the first N training and dev examples (a quick smoke run)")
+                   help="use only N training and dev examples, spread evenly over each file (a "
+                        "language model's text: its first N lines); a quick smoke run")
     r.add_argument("--workers", type=int, default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")

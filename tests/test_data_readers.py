@@ -344,3 +344,29 @@ def test_check_labels_names_first_dev_occurrence(tmp_path):
         "dev.txt:4: label 'neutral' never occurs in the training data (once in dev)"
     ]
     assert check_labels(cls_train, cls_train, what="label") == []
+
+
+def test_limit_spreads_over_a_file_grouped_by_class(tmp_path):
+    # rt-polarity style: all positives, then all negatives; a --limit smoke run must see both
+    from rnndsl.data.dataset import TaskData
+
+    pos, neg = tmp_path / "pos.txt", tmp_path / "neg.txt"
+    pos.write_text("".join(f"good film {i}\n" for i in range(30)))
+    neg.write_text("".join(f"bad film {i}\n" for i in range(30)))
+    data = TaskData("rt", "labelled_files", {"train": [str(pos), str(neg)],
+                                             "labels": ["pos", "neg"]}, limit=6)
+    assert [ex.label for ex in data.train] == ["pos"] * 3 + ["neg"] * 3
+    assert len({ex.words for ex in data.train}) == 6  # distinct examples, in file order
+    assert [ex.words[-1] for ex in data.train] == ["0", "10", "20", "0", "10", "20"]
+    full = TaskData("rt", "labelled_files", {"train": [str(pos), str(neg)],
+                                             "labels": ["pos", "neg"]}, limit=100)
+    assert len(full.train) == 60
+
+
+def test_limit_keeps_a_language_models_text_contiguous(tmp_path):
+    from rnndsl.data.dataset import TaskData
+
+    f = tmp_path / "t.txt"
+    f.write_text("".join(f"line {i}\n" for i in range(10)))
+    data = TaskData("ptb", "text", {"train": str(f)}, limit=3)
+    assert [ex.words[1] for ex in data.train] == ["0", "1", "2"]

@@ -77,13 +77,26 @@ class TaskData:
         self.dev: list[readers.Example] = []
         self.warnings: list[str] = []
         if read_train:
-            self.train = self.read_split("train")[:limit]
+            self.train = self.subset(self.read_split("train"), limit)
             if self.args.get("dev") is not None or reader == "synthetic":
-                self.dev = self.read_split("dev")[:limit]
+                self.dev = self.subset(self.read_split("dev"), limit)
         self.vocabs: dict[str, Vocab] = dict(vocabs) if vocabs else self.build_vocabs()
         if self.train and self.dev and self.kind != "lm":
             self.warnings += readers.check_labels(
                 self.train, self.dev, "tags" if self.kind == "tagging" else "label")
+
+    def subset(self, examples: list[readers.Example], limit: int | None
+               ) -> list[readers.Example]:
+        """``limit`` examples for a quick run: spread evenly over the file, in file order (files
+        often come grouped by class, as rt-polarity's positives then negatives, and the first N
+        would all share one label); a language model's text keeps its first N lines, which are
+        one contiguous stretch."""
+        if limit is None or limit >= len(examples):
+            return examples
+        if self.kind == "lm":
+            return examples[:limit]
+        n = len(examples)
+        return [examples[k * n // limit] for k in range(limit)]
 
     # --- reading --------------------------------------------------------------------------------
     def read_split(self, split: str, path: Any = None) -> list[readers.Example]:
