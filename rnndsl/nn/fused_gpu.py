@@ -232,21 +232,18 @@ def step_product_t(xp, d, W):
     return out
 
 
-def _scalars(*xs):
-    """Python floats: CuPy casts them to the arrays' type T (a NumPy float32 scalar would take
-    part in deciding T)."""
-    return tuple(float(x) for x in xs)
-
-
 def adam_flat(p, g, m, v, b1, b2, step, inv_bc2, eps):
-    """Adam in place on same-shaped contiguous arrays (the fused_cpu.adam_flat contract)."""
-    kernel(Bk.namespace_of(p), "adam")(g, *_scalars(b1, b2, step, inv_bc2, eps), p, m, v)
+    """Adam in place on same-shaped contiguous arrays (the fused_cpu.adam_flat contract, with
+    the scalars as Python floats: CuPy casts them to the arrays' type, where a NumPy float32
+    scalar would take part in deciding it)."""
+    kernel(Bk.namespace_of(p), "adam")(g, b1, b2, step, inv_bc2, eps, p, m, v)
 
 
 def adam_rows(p, rows, values, m, v, b1, b2, step, inv_bc2, eps):
-    """Lazy Adam in place: p, m, v (R, d) contiguous; row rows[k] (unique) gets values[k]."""
+    """Lazy Adam in place: p, m, v (R, d) contiguous; row rows[k] (unique) gets values[k]
+    (scalars as Python floats, as for adam_flat)."""
     n, d = values.shape
     if n:
         kernel(Bk.namespace_of(p), "adam_rows")(
-            rows.reshape(-1), values.reshape(-1), d, *_scalars(b1, b2, step, inv_bc2, eps),
+            rows.reshape(-1), values.reshape(-1), d, b1, b2, step, inv_bc2, eps,
             p.reshape(-1), m.reshape(-1), v.reshape(-1), size=n * d)

@@ -15,6 +15,8 @@ Internal gate orders: LSTM (i, f, o, z) so the three sigmoids are one contiguous
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..autodiff import backend as Bk
 from ..autodiff.ops import op
 from ..autodiff.tensor import OuterGrad
@@ -439,40 +441,54 @@ def pack_rows(xp, a, index):
     return a[index], vjp
 
 
+def _packed_to_steps(xp, packed, rev, counts: tuple, D: int) -> tuple:
+    """Packed rows (P, D*F) -> one (D, n_t, F) block per step (views of one buffer, each block
+    contiguous), the backward half read through ``rev`` (each sequence reversed; see
+    module.Packing)."""
+    P, DF = packed.shape
+    F = DF // D
+    buf = xp.empty((D * P, F), dtype=packed.dtype)
+    bwd = packed[rev, F:] if D == 2 else None
+    blocks, off = [], 0
+    for n in counts:
+        blk = buf[D * off: D * (off + n)].reshape(D, n, F)
+        blk[0] = packed[off: off + n, :F]
+        if D == 2:
+            blk[1] = bwd[off: off + n]
+        blocks.append(blk)
+        off += n
+    return tuple(blocks)
+
+
+def _steps_to_packed(xp, blocks, rev, counts: tuple, D: int, F: int, dtype) -> Any:
+    """The inverse of _packed_to_steps: per-step blocks (D, n_t, F), None for zeros, -> packed
+    rows (P, D*F) (``rev`` is its own inverse)."""
+    P = sum(counts)
+    alloc = xp.zeros if any(blk is None for blk in blocks) else xp.empty
+    packed = alloc((P, D * F), dtype=dtype)
+    bwd = alloc((P, F), dtype=dtype) if D == 2 else None
+    off = 0
+    for n, blk in zip(counts, blocks):
+        if blk is not None:
+            packed[off: off + n, :F] = blk[0]
+            if D == 2:
+                bwd[off: off + n] = blk[1]
+        off += n
+    if D == 2:
+        packed[:, F:] = bwd[rev]
+    return packed
+
+
 @op("packed_arrange", multi=True)
 def packed_arrange(xp, proj, rev, counts: tuple = (), D: int = 2):
     """Packed input projections (P, D*G) -> one (D, n_t, G) input per step, the backward half
-    read in each sequence's reverse order (``rev``, see module.Packing); the steps' inputs are
-    views of one buffer, each step's block contiguous."""
-    P, DG = proj.shape
-    G = DG // D
-    dtype = proj.dtype  # the vjp keeps no reference to the projection itself
-    buf = xp.empty((D * P, G), dtype=dtype)
-    bwd = proj[rev, G:] if D == 2 else None
-    outs, off = [], 0
-    for n in counts:
-        blk = buf[D * off: D * (off + n)].reshape(D, n, G)
-        blk[0] = proj[off: off + n, :G]
-        if D == 2:
-            blk[1] = bwd[off: off + n]
-        outs.append(blk)
-        off += n
+    read in each sequence's reverse order (see _packed_to_steps)."""
+    G, dtype = proj.shape[1] // D, proj.dtype  # the vjp keeps no reference to the projection
 
     def vjp(gs):
-        gp = xp.zeros((P, DG), dtype=dtype)
-        gb = xp.zeros((P, G), dtype=dtype) if D == 2 else None
-        o = 0
-        for n, g in zip(counts, gs):
-            if g is not None:
-                gp[o: o + n, :G] = g[0]
-                if D == 2:
-                    gb[o: o + n] = g[1]
-            o += n
-        if D == 2:
-            gp[:, G:] = gb[rev]  # rev is its own inverse
-        return gp, None
+        return _steps_to_packed(xp, gs, rev, counts, D, G, dtype), None
 
-    return tuple(outs), vjp
+    return _packed_to_steps(xp, proj, rev, counts, D), vjp
 
 
 @op("packed_merge")
@@ -480,35 +496,13 @@ def packed_merge(xp, *hs, rev=None, flat=None, T: int = 0):
     """Step states (D, n_t, H) of a packed batch -> (T, B, D*H) padded outputs [y^f; y^b], zero
     past each end (B = n_0); the packed twin of bi_merge (see module.Packing)."""
     D, Bn, H = hs[0].shape
-    P = sum(h.shape[1] for h in hs)
-    packed = xp.empty((P, D * H), dtype=hs[0].dtype)
-    bwd = xp.empty((P, H), dtype=hs[0].dtype) if D == 2 else None
-    off = 0
-    for h in hs:
-        n = h.shape[1]
-        packed[off: off + n, :H] = h[0]
-        if D == 2:
-            bwd[off: off + n] = h[1]
-        off += n
-    if D == 2:
-        packed[:, H:] = bwd[rev]
+    counts = tuple(h.shape[1] for h in hs)  # the vjp keeps the counts, not the states
+    packed = _steps_to_packed(xp, hs, rev, counts, D, H, hs[0].dtype)
     out = xp.zeros((T * Bn, D * H), dtype=packed.dtype)
     out[flat] = packed
-    shapes = [h.shape for h in hs]  # the vjp keeps the shapes, not the states
 
     def vjp(g):
-        gp = g.reshape(T * Bn, D * H)[flat]
-        gb = gp[rev, H:] if D == 2 else None
-        grads, o = [], 0
-        for shape in shapes:
-            n = shape[1]
-            gh = xp.empty(shape, dtype=g.dtype)
-            gh[0] = gp[o: o + n, :H]
-            if D == 2:
-                gh[1] = gb[o: o + n]
-            grads.append(gh)
-            o += n
-        return tuple(grads)
+        return _packed_to_steps(xp, g.reshape(T * Bn, D * H)[flat], rev, counts, D)
 
     return out.reshape(T, Bn, D * H), vjp
 

@@ -177,32 +177,33 @@ class Recurrent(Module):
         rows = apply("pack_rows", inp.reshape(T * Bn, d_in), pk.flat)
         proj = apply("affine", rows, self.W_ih, bias)
         steps = apply("packed_arrange", proj, pk.rev if self.D == 2 else None,
-                      counts=tuple(pk.counts), D=self.D)
+                      counts=pk.counts, D=self.D)
         carry = self.initial_carry(Bn, ctx, inp.dtype, inp.xp)
         params = self.step_params()
+        taped = grad_enabled()
+        if taped:
+            def step(state, xg, t):
+                with scope(f"t{t}"):
+                    return self.cell.step(params, state, xg, None, None)[0]
+        else:  # no tape: the same step ops on plain arrays
+            weights = {k: p.data for k, p in params.items()}
+            carry = tuple(s.data for s in carry)
+
+            def step(state, xg, t):
+                return self.cell.step_arrays(inp.xp, weights, state, xg.data, None, None)
         ended: list[tuple] = []  # the final states of sequences as they end, latest last
         ys = []
-        if grad_enabled():
-            for t, xg in enumerate(steps):
-                n = pk.counts[t]
-                if carry[0].shape[1] != n:
-                    ended.append(tuple(s[:, n:] for s in carry))
-                    carry = tuple(s[:, :n] for s in carry)
-                with scope(f"t{t}"):
-                    carry, y = self.cell.step(params, carry, xg, None, None)
-                ys.append(y)
-        else:  # no tape: the same step ops on plain arrays
-            xp = inp.xp
-            weights = {k: p.data for k, p in params.items()}
-            state = tuple(s.data for s in carry)
-            for t, xg in enumerate(steps):
-                n = pk.counts[t]
-                if state[0].shape[1] != n:
-                    ended.append(tuple(Tensor(s[:, n:]) for s in state))
-                    state = tuple(s[:, :n] for s in state)
-                state = self.cell.step_arrays(xp, weights, state, xg.data, None, None)
-                ys.append(Tensor(state[0]))
-            carry = tuple(Tensor(s) for s in state)
+        for t, xg in enumerate(steps):
+            n = pk.counts[t]
+            if carry[0].shape[1] != n:
+                ended.append(tuple(s[:, n:] for s in carry))
+                carry = tuple(s[:, :n] for s in carry)
+            carry = step(carry, xg, t)
+            ys.append(carry[0])
+        if not taped:
+            ys = [Tensor.wrap(y) for y in ys]
+            carry = tuple(map(Tensor.wrap, carry))
+            ended = [tuple(map(Tensor.wrap, e)) for e in ended]
         parts = [carry] + ended[::-1]  # rows 0.. still running at the end, then the rest
         ctx.final_states[self.name] = tuple(
             F.concat([p[k] for p in parts], axis=1) for k in range(len(carry)))

@@ -140,25 +140,20 @@ class SeqInfo:
 class Packing:
     """A sorted batch's real positions in step order, as PyTorch's packed sequences hold them.
 
-    Step t's n_t = counts[t] running sequences are rows offsets[t] .. offsets[t] + n_t of a
-    (P, d) packed array (P = number of real tokens). ``flat`` (P,) is each packed row's position
+    Step t's n_t = counts[t] running sequences are the n_t rows after the earlier steps' rows
+    in a (P, d) packed array (P = number of real tokens). ``flat`` (P,) is each packed row's position
     t*B + b in the padded (T, B) grid; ``rev`` (P,) maps packed row (t, b) to the packed row of
     (len_b - 1 - t, b), the same sequence read backwards (its own inverse).
     """
 
     def __init__(self, lengths: Any, active: list[int], xp: Any):
         np = Bk.host
-        counts = [n for n in active if n]
-        self.counts = counts
-        self.offsets = [0]
-        for n in counts:
-            self.offsets.append(self.offsets[-1] + n)
-        self.P = self.offsets[-1]
-        B = int(lengths.size)
+        self.counts = counts = tuple(n for n in active if n)
+        offsets = np.cumsum((0,) + counts[:-1])  # step t's first packed row
         t = np.repeat(np.arange(len(counts)), counts)
-        b = np.arange(self.P) - np.asarray(self.offsets[:-1])[t]
-        self.flat = xp.asarray(t * B + b)
-        self.rev = xp.asarray(np.asarray(self.offsets[:-1])[lengths[b] - 1 - t] + b)
+        b = np.arange(t.size) - offsets[t]
+        self.flat = xp.asarray(t * lengths.size + b)
+        self.rev = xp.asarray(offsets[lengths[b] - 1 - t] + b)
 
 
 @dataclass

@@ -93,10 +93,8 @@ class Optimizer:
 
 
 _FUSED = f"{__package__}.fused_cpu"  # optional Numba updates, one pass per parameter
-_CHUNK = 1 << 16  # elements per block when a large update is shared among threads
-
-
 _FUSED_GPU = f"{__package__.rpartition('.')[0]}.nn.fused_gpu"  # CuPy kernels (Adam's too)
+_CHUNK = 1 << 16  # elements per block when a large update is shared among threads
 
 
 def _fused(*arrays: Any) -> Any:
