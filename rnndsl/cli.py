@@ -100,7 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if backend:
         os.environ["RNNDSL_BACKEND"] = backend
     try:
-        return COMMANDS[args.command](args)
+        from .autodiff.backend import host  # noqa: PLC0415 - `--help` stays fast
+
+        # a loss or gradient that turns inf/NaN is reported as a TrainingError with its step
+        # and a hint; NumPy's own overflow warnings would only add noise before it
+        with host.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return COMMANDS[args.command](args)
     except SpecError as e:
         print(e.format(), file=sys.stderr)
         if args.debug:

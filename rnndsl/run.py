@@ -20,7 +20,7 @@ import networkx as nx
 from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
-from .errors import CheckpointError, DataError, RnnError
+from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
 from .nn.network import Network
 from .train import checkpoint
 from .train.loop import Trainer, TrainSettings, evaluate, load_weights
@@ -83,14 +83,26 @@ class Prepared:
     needs: set[str]
 
 
+def no_train_statement(spec: Any) -> SpecError:
+    """`run` on a spec that declares models but no training: a spec error at the file's end."""
+    source = getattr(spec, "source", None) or ""
+    lines = source.splitlines() or [""]
+    last = len(lines)
+    span = Span(last, 1, last, len(lines[-1]) + 1, path=str(getattr(spec, "path", "<spec>")))
+    model = ([*(getattr(spec, "definitions", None) or ())] or ["MODEL"])[-1]  # the last one
+    data = next(iter(getattr(spec, "data", None) or ()), "DATA")
+    return SpecError([Diagnostic(
+        "MissingTrain", "the spec has no train statement, so `rnndsl run` has nothing to train",
+        span, f"add one, e.g. `train {model} on {data} {{ epochs = 5 }}`")], source)
+
+
 def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
             log: Callable[[str], None] = print, dtype: str = "float32",
             limit: int | None = None) -> Prepared:
     cfg = spec.train
     if cfg is None:
-        raise RnnError("the spec has no train statement",
-                       hint="add e.g. `train MODEL on DATA { epochs = 5 }`")
+        raise no_train_statement(spec)
     graph = spec.models[cfg.model]
     decl = spec.data[cfg.data]
     data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None,
@@ -137,7 +149,7 @@ def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None
     if pretrained is None and chain_thaw is None:
         return spec
     if spec.train is None:
-        raise RnnError("the spec has no train statement to override")
+        raise no_train_statement(spec)
     changes: dict[str, Any] = {}
     if pretrained is not None:
         if not (Path(pretrained) / "ckpt" / "best.json").exists():

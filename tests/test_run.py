@@ -209,6 +209,25 @@ def test_bad_spec_exits_2_with_position_and_no_traceback(tmp_path):
     assert "bad.rnn:2:" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_run_without_a_train_statement_says_where_and_what_to_add(tmp_path):
+    p = tmp_path / "notrain.rnn"
+    p.write_text("data toy = synthetic(task=first_token, n=4, vocab=6, size=40, seed=0)\n"
+                 "model = embed(toy.words, d=8) |> lstm(d=8) |> last |> softmax(toy.labels)\n")
+    assert cli("check", str(p)).returncode == 0  # a spec may only declare models
+    r = cli("run", str(p))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "notrain.rnn:2:1: error[MissingTrain]" in r.stderr
+    assert "train model on toy { epochs = 5 }" in r.stderr
+
+
+def test_an_exploding_run_reports_it_without_numpy_warnings(tmp_path):
+    p = write_spec(tmp_path, opt="sgd(lr=1e30)", epochs=1).read_text().replace("clip = 5", "")
+    (tmp_path / "boom.rnn").write_text(p)
+    r = cli("run", str(tmp_path / "boom.rnn"), "--out", str(tmp_path / "out"), "--no-progress")
+    assert r.returncode == 1 and "error[TrainingError]" in r.stderr
+    assert "RuntimeWarning" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_help_works():
     r = cli("--help")
     assert r.returncode == 0 and "run" in r.stdout and "render" in r.stdout

@@ -118,6 +118,14 @@ class Text(ValueType):
 
 
 @dataclass(frozen=True)
+class Encoding(Text):
+    """A text encoding Python's codecs know (``"utf-8"``, ``"cp1252"``)."""
+
+    def describe(self) -> str:
+        return "encoding name"
+
+
+@dataclass(frozen=True)
 class Path(ValueType):
     """A path relative to the spec's folder; resolved to an absolute path by the checker."""
 
@@ -281,7 +289,7 @@ FEATS = FieldDef("feats", "tokens", 1, "an extra input column per token, e.g. th
 _TRAIN = Param("train", Path(), doc="training file")
 _DEV = Param("dev", OneOf((Path(), Nothing())), None, "development file (metrics, early stopping)")
 _LOWER = Param("lowercase", Bool(), False, "lowercase the words")
-_ENCODING = Param("encoding", Text(), "utf-8", "text encoding of the files")
+_ENCODING = Param("encoding", Encoding(), "utf-8", "text encoding of the files")
 
 READERS: dict[str, ReaderDef] = {
     r.name: r
@@ -1235,4 +1243,6 @@ DIAGNOSTIC_KINDS: dict[str, str] = {
     "trained or evaluated on.",
     "UnknownSetting": "A train, eval or output block has a key it does not know.",
     "CyclicDefinition": "Definitions refer to each other in a cycle.",
+    "MissingTrain": "`rnndsl run` got a spec with no train statement (`rnndsl check` accepts one: "
+    "a spec may only declare models).",
 }

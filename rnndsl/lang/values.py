@@ -8,6 +8,7 @@ knowledge; they go through the ``ValueContext`` it passes in.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import os
@@ -279,6 +280,12 @@ def check_value(
         if not isinstance(expr, Str):
             extra = f'write "{got}"' if isinstance(expr, Ref) else None
             return bad("a string in double quotes", extra)
+        if isinstance(t, C.Encoding):
+            try:
+                codecs.lookup(expr.value)
+            except LookupError:
+                return bad("a text encoding Python knows",
+                           'e.g. "utf-8", "latin-1" or "cp1252" (Windows Western European)')
         return expr.value
     if isinstance(t, C.Path):
         if not isinstance(expr, Str):

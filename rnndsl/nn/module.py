@@ -141,9 +141,9 @@ class Packing:
     """A sorted batch's real positions in step order, as PyTorch's packed sequences hold them.
 
     Step t's n_t = counts[t] running sequences are the n_t rows after the earlier steps' rows
-    in a (P, d) packed array (P = number of real tokens). ``flat`` (P,) is each packed row's position
-    t*B + b in the padded (T, B) grid; ``rev`` (P,) maps packed row (t, b) to the packed row of
-    (len_b - 1 - t, b), the same sequence read backwards (its own inverse).
+    in a (P, d) packed array (P = number of real tokens). ``flat`` (P,) is each packed row's
+    position t*B + b in the padded (T, B) grid; ``rev`` (P,) maps packed row (t, b) to the
+    packed row of (len_b - 1 - t, b), the same sequence read backwards (its own inverse).
     """
 
     def __init__(self, lengths: Any, active: list[int], xp: Any):
