@@ -54,7 +54,7 @@ def worker(workload: str, steps: int) -> None:
         ctx = RunContext(train=True, rng=np.random.default_rng(0))
         values = net.run(batch.inputs, ctx)
         head = net.head
-        loss = head.loss(head.scores(values["head"]), batch.targets, None, "sum")
+        loss = head.scored_loss(values["head"], batch.targets, None, "sum")
         opt.zero_grad()
         (loss / batch.global_tokens).backward()
         allreduce_grads(comm, opt.params, np)

@@ -52,7 +52,7 @@ def main() -> None:
         ctx = RunContext(train=True, rng=np.random.default_rng(0))
         values = net.run({"words": TokenValue(ids_tm, info)}, ctx)
         head = net.head
-        loss = head.loss(head.scores(values["head"]), tags_tm, None)
+        loss = head.scored_loss(values["head"], tags_tm, None)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -46,7 +46,7 @@ def main() -> None:
         info = SeqInfo(np.full(B, T), T, np)
         values = net.run({"words": TokenValue(ids, info)}, RunContext(train=True, rng=rng))
         head = net.head
-        loss = head.loss(head.scores(values["head"]), tags, None)
+        loss = head.scored_loss(values["head"], tags, None)
         opt.zero_grad()
         loss.backward()
         if train:

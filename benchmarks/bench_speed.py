@@ -92,7 +92,7 @@ def build_rnndsl(workload: str, gpu: bool):
         ctx = RunContext(train=True, rng=np.random.default_rng(0))
         values = net.run({"words": TokenValue(ids_tm, info)}, ctx)
         h = net.head
-        loss = h.loss(h.scores(values["head"]), tags_tm, valid)
+        loss = h.scored_loss(values["head"], tags_tm, valid)  # as the training loop
         opt.zero_grad()
         loss.backward()
         opt.step()

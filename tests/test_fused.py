@@ -120,6 +120,41 @@ def test_fused_softmax_matches_numpy(shape, monkeypatch):
     np.testing.assert_allclose(grad, vjp0(np.ones(shape[:-1], np.float32))[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("n,d,c", [(1, 1, 1), (5, 3, 7), (400, 20, 10000)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_linear_xent_matches_numpy(n, d, c, masked, monkeypatch):
+    """The output layer + cross entropy op: its Numba sweep (bias, softmax in place) against
+    the NumPy path and against float64, loss and all three gradients, with invalid rows."""
+    from rnndsl.autodiff.ops import OPS, fused_bias_softmax_kernel
+
+    assert fused_bias_softmax_kernel() is not None
+    rng = np.random.default_rng(n + c)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    W = (rng.normal(size=(d, c)) * 2).astype(np.float32)
+    b = rng.normal(size=c).astype(np.float32)
+    targets = rng.integers(0, c, size=n)
+    valid = None
+    if masked:
+        valid = rng.random(n) > 0.3
+        targets = np.where(valid, targets, -1)  # what a padded position holds
+    g = rng.uniform(0.5, 1.5, size=n).astype(np.float32)
+
+    def run(dtype):
+        loss, vjp = OPS["linear_softmax_xent"].fn(np, x.astype(dtype), W.astype(dtype),
+                                                  b.astype(dtype), targets, valid)
+        return [loss, *vjp(g.astype(dtype))[:3]]
+
+    fused = run(np.float32)
+    monkeypatch.setattr(Bk, "_fused_on", False)
+    plain, exact = run(np.float32), run(np.float64)
+    for a, p, e in zip(fused, plain, exact):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, p, rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=2e-5)
+    if masked:
+        assert (fused[0][~valid] == 0).all()
+
+
 def _optimizer_run(monkeypatch, flag, make, steps=4, wd=0.0):
     """Parameters after a few updates with dense, row-sparse and large gradients."""
     from rnndsl.autodiff.tensor import RowSparse

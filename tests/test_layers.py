@@ -172,6 +172,31 @@ def test_loss_gradients_sequence_and_per_position(loss, reduction):
         assert res.ok, str(res)
 
 
+@pytest.mark.parametrize("loss", ["xent", "hinge"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("shape", [(2, 4), (3, 2, 4)])
+def test_scored_loss_is_the_loss_of_the_scores(loss, reduction, shape):
+    """The training entry (one op for the output layer and cross entropy) against the loss of
+    the scores: the same value and gradients for the input and every parameter."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape)
+    targets = rng.integers(0, 3, size=shape[:-1])
+    valid = None if len(shape) == 2 else np.array([[True, True], [True, False], [True, False]])
+    results = []
+    for fused in (True, False):
+        head = _head(loss)
+        v = Tensor(x, requires_grad=True)
+        value = SimpleNamespace(data=v)
+        out = head.scored_loss(value, targets, valid, reduction) if fused else \
+            head.loss(head.scores(value), targets, valid, reduction)
+        out.backward()
+        results.append([out.item(), v.grad] + [p.grad for p in head.named_parameters().values()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_weighted_reduction():
     head = _head("xent")
     v = Tensor(np.random.default_rng(0).standard_normal((2, 4)))

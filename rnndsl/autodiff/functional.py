@@ -82,6 +82,12 @@ def softmax_cross_entropy(logits: Tensor, targets: Any, valid: Any = None) -> Te
     return apply("softmax_cross_entropy", logits, targets, valid)
 
 
+def linear_softmax_xent(x: Tensor, W: Tensor, b: Tensor, targets: Any,
+                        valid: Any = None) -> Tensor:
+    """softmax_cross_entropy(x W + b, targets, valid) for 2-D x, as one op (see ops.py)."""
+    return apply("linear_softmax_xent", x, W, b, targets, valid)
+
+
 def multiclass_hinge(scores: Tensor, targets: Any, margin: float = 1.0) -> Tensor:
     return apply("multiclass_hinge", scores, targets, margin=margin)
 

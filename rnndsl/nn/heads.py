@@ -50,6 +50,20 @@ class SoftmaxHead(Module):
             per = F.softmax_cross_entropy(scores, targets, valid)
         return reduce_loss(per, valid, reduction, weights)
 
+    def scored_loss(self, value: Any, targets: Any, valid: Any, reduction: str = "mean",
+                    weights: Any = None) -> Tensor:
+        """loss(scores(value), ...) for training, where the scores themselves are not needed:
+        with cross entropy, one op for the output layer and the loss (ops.linear_softmax_xent;
+        a 10,000-way language-model output skips two passes over its logits)."""
+        lin = self.proj
+        if self.loss_kind != "xent" or weights is not None or lin.b is None:
+            return self.loss(self.scores(value), targets, valid, reduction, weights)
+        x = value.data
+        flat = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        v = None if valid is None else valid.reshape(-1)
+        per = F.linear_softmax_xent(flat, lin.W, lin.b, targets.reshape(-1), v)
+        return reduce_loss(per, v, reduction)
+
     def predict(self, scores: Tensor) -> Any:
         return scores.data.argmax(axis=-1)
 
@@ -89,6 +103,11 @@ class CRFHead(Module):
         """emissions (T, B, K) time-major; targets and valid (T, B)."""
         em = emissions.transpose(1, 0, 2)
         return self.crf.nll(em, targets.T, valid.T, reduction=reduction)
+
+    def scored_loss(self, value: Any, targets: Any, valid: Any, reduction: str = "mean",
+                    weights: Any = None) -> Tensor:
+        """loss(scores(value), ...) (the SoftmaxHead's training entry, for any head)."""
+        return self.loss(self.scores(value), targets, valid, reduction, weights)
 
     def decode(self, emissions: Tensor, valid: Any) -> list[list[int]]:
         return self.crf.decode(emissions.detach().transpose(1, 0, 2), valid.T)

@@ -82,8 +82,7 @@ def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tenso
     """The batch's loss; a mean divides the shard's sum by the global batch's count."""
     head = net.head
     out = values[net.output]
-    scores = head.scores(out)
-    total = head.loss(scores, batch.targets, _valid_for(head, batch), reduction="sum")
+    total = head.scored_loss(out, batch.targets, _valid_for(head, batch), reduction="sum")
     if reduction == "sum":
         return total
     if reduction == "sequence":  # summed over each sequence's positions, averaged over sequences

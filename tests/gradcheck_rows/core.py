@@ -83,6 +83,10 @@ ROWS = {
         lambda a: F.softmax_cross_entropy(a, np.array([[0, 2], [1, 1]]),
                                           np.array([[True, True], [True, False]])),
         (rn(2, 2, 3),)),
+    "linear_softmax_xent": lambda: (
+        lambda x, W, b: F.linear_softmax_xent(x, W, b, np.array([0, 2, 1, 4]),
+                                              np.array([True, True, False, True])),
+        (rn(4, 3), rn(3, 5), rn(5))),
     "multiclass_hinge": lambda: (
         lambda a: F.multiclass_hinge(a, np.array([0, 2, 1, 1]), 1.0),
         (np.array([[2.0, 0.3, -1.0], [0.1, 0.5, 0.9], [0.0, 0.1, 3.0], [1.0, 1.6, -0.2]]),)),
