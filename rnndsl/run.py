@@ -188,7 +188,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         log, progress = (lambda s: None), None
     if resume:
         run_dir = Path(resume)
-        conf = _read_json(run_dir / "config.json")
+        conf = _read_config(run_dir)
         spec_path = Path(conf["spec_path"])
         spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
         spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
@@ -440,12 +440,39 @@ def _read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: unreadable ({e})") from None
 
 
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
+    "spec_path": (str,), "seed": (int,), "epochs": (int,), "backend": (str, type(None)),
+    "limit": (int, type(None)), "pretrained": (str, type(None)),
+    "chain_thaw": (bool, type(None)),
+}
+
+
+def _read_config(run_dir: Path) -> dict:
+    """A run directory's config.json, checked: an edited value gives a CheckpointError that
+    names it, not a crash somewhere later."""
+    path = run_dir / "config.json"
+    conf = _read_json(path)
+    if not isinstance(conf, dict):
+        raise CheckpointError(f"{path}: not a run configuration",
+                              hint="restore the file from the run, or retrain")
+    for key, types in _CONFIG_TYPES.items():
+        value = conf.get(key)
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if ok and key in ("seed", "epochs", "limit") and value is not None:
+            ok = (0 if key == "seed" else 1) <= value <= 10**9
+        if not ok:
+            raise CheckpointError(
+                f"{path}: {key!r} is {json.dumps(value)}, which this run never wrote",
+                hint="the file was edited; restore it from the run's spec, or retrain")
+    return conf
+
+
 def load_run(run_dir: str | Path, backend: str | None = None,
              log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
     """Rebuild a run's network from its spec copy and vocabularies and load its best weights."""
 
     run_dir = Path(run_dir)
-    conf = _read_json(run_dir / "config.json")
+    conf = _read_config(run_dir)
     try:
         text = (run_dir / "spec.rnn").read_text("utf-8")
     except OSError:

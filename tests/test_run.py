@@ -156,6 +156,23 @@ def test_cli_eval_refuses_a_corrupt_checkpoint_without_traceback(tmp_path):
     assert "Traceback" not in p.stderr and "checksum" in p.stderr
 
 
+@pytest.mark.parametrize("key,value", [("seed", "x"), ("spec_path", None), ("epochs", 1e308),
+                                       ("limit", []), ("seed", True)])
+def test_an_edited_config_json_is_refused_with_its_key(tmp_path, key, value):
+    spec = write_spec(tmp_path, epochs=1)
+    run(spec, out=str(tmp_path / "r"), log=quiet)
+    conf_path = tmp_path / "r" / "config.json"
+    conf = json.loads(conf_path.read_text())
+    conf[key] = value
+    conf_path.write_text(json.dumps(conf))
+    for args in (("run", "--resume", str(tmp_path / "r"), "--no-progress"),
+                 ("predict", str(tmp_path / "r"), "-")):
+        p = cli(*args, input="1 2 3\n", timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+        assert f"config.json: '{key}'" in p.stderr and "hint:" in p.stderr
+
+
 def _spawn(spec, out):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}
