@@ -23,7 +23,7 @@ from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
 from .nn.network import Network
 from .train import checkpoint
-from .train.loop import Trainer, TrainSettings, evaluate, load_weights
+from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
 
 
@@ -302,7 +302,8 @@ def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None
             arrays, _ = checkpoint.load(sdir / "ckpt", "best")
             load_weights(net, arrays)
             _, meta = checkpoint.load(sdir / "ckpt", "last")
-            history += [{**r, "stage": k + 1} for r in meta["state"]["history"]]
+            done = TrainState.from_json(meta.get("state"), str(sdir / "ckpt" / "last.json"))
+            history += [{**r, "stage": k + 1} for r in done.history]
             continue
         if resume and checkpoint.exists(sdir / "ckpt", "last"):
             trainer.restore("last")

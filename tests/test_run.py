@@ -173,6 +173,26 @@ def test_an_edited_config_json_is_refused_with_its_key(tmp_path, key, value):
         assert f"config.json: '{key}'" in p.stderr and "hint:" in p.stderr
 
 
+@pytest.mark.parametrize("edit", [("state", None), ("state", {"epoch": "x"}),
+                                  ("state", {"history": [1]}), ("optimizer", {"t": -3}),
+                                  ("optimizer", []), ("state", {"lr": True})])
+def test_an_edited_training_state_is_refused_on_resume(tmp_path, edit):
+    spec = write_spec(tmp_path, epochs=1)
+    run(spec, out=str(tmp_path / "r"), log=quiet)
+    last = tmp_path / "r" / "ckpt" / "last.json"
+    meta = json.loads(last.read_text())
+    key, value = edit
+    if isinstance(value, dict) and isinstance(meta[key], dict):
+        meta[key] = {**meta[key], **value}
+    else:
+        meta[key] = value
+    last.write_text(json.dumps(meta))
+    p = cli("run", "--resume", str(tmp_path / "r"), "--no-progress", timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "error[CheckpointError]" in p.stderr and "last.json" in p.stderr
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+
+
 def _spawn(spec, out):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}

@@ -23,7 +23,7 @@ import numpy as np
 from ..autodiff import backend as Bk
 from ..autodiff.tensor import Tensor, no_grad
 from ..data.dataset import Batch, TaskData
-from ..errors import TrainingError
+from ..errors import CheckpointError, TrainingError
 from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
@@ -76,6 +76,37 @@ class TrainState:
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, st: Any, where: str) -> TrainState:
+        """The state a checkpoint recorded, each field checked (an edited file is refused with
+        the field's name instead of failing somewhere later)."""
+        def bad(what: str) -> CheckpointError:
+            return CheckpointError(f"{where}: the training state {what}",
+                                   hint="the file was edited; resume from the other "
+                                        "checkpoint (best/last) or retrain")
+
+        if not isinstance(st, dict):
+            raise bad("is not a JSON object")
+        number = (int, float)
+        kinds = {"epoch": int, "step": int, "global_step": int, "lr": number,
+                 "best": (*number, type(None)), "best_epoch": int, "bad_epochs": int,
+                 "history": list, "done": bool, "epoch_loss": number, "epoch_steps": int,
+                 "epoch_tokens": int, "epoch_seconds": number}
+        for key, value in st.items():
+            kind = kinds.get(key)
+            if kind is None:
+                raise bad(f"has an unknown field {key!r}")
+            wrong_bool = isinstance(value, bool) and kind is not bool
+            if wrong_bool or not isinstance(value, kind) or \
+                    (isinstance(value, int) and kind is int and value < -1):
+                raise bad(f"field {key!r} is {json.dumps(value)}")
+        for record in st.get("history", []):  # one per finished epoch: numbers by name
+            if not (isinstance(record, dict) and type(record.get("epoch")) is int
+                    and all(isinstance(record.get(k), number) for k in ("seconds", "train_loss"))
+                    and all(isinstance(v, (*number, str, type(None))) for v in record.values())):
+                raise bad(f"has an epoch record {json.dumps(record)}")
+        return cls(**st)
 
 
 def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tensor:
@@ -181,11 +212,18 @@ class Trainer:
     def restore(self, name: str = "last", folder: Path | None = None) -> None:
         arrays, meta = checkpoint.load((folder or self.run_dir) / "ckpt", name)
         load_weights(self.net, arrays)
+        where = str((folder or self.run_dir) / "ckpt" / f"{name}.json")
+        opt = meta.get("optimizer")
+        if not (isinstance(opt, dict) and type(opt.get("t")) is int and opt["t"] >= 0
+                and type(opt.get("lr")) in (int, float) and math.isfinite(opt["lr"])):
+            raise CheckpointError(f"{where}: the optimizer state is {json.dumps(opt)}",
+                                  hint="the file was edited; resume from the other checkpoint "
+                                       "(best/last) or retrain")
+        state = TrainState.from_json(meta.get("state"), where)
         self.opt.load_state_arrays({k[5:]: v for k, v in arrays.items() if k.startswith("opt::")},
-                                   meta["optimizer"]["t"], self.xp)
-        self.opt.lr = float(meta["optimizer"]["lr"])
-        st = meta["state"]
-        self.state = TrainState(**st)
+                                   opt["t"], self.xp)
+        self.opt.lr = float(opt["lr"])
+        self.state = state
         carry: dict[str, dict[int, Any]] = {}
         for k, v in arrays.items():
             if k.startswith("carry::"):
