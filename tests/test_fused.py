@@ -155,6 +155,18 @@ def test_fused_linear_xent_matches_numpy(n, d, c, masked, monkeypatch):
         assert (fused[0][~valid] == 0).all()
 
 
+def test_linear_xent_refuses_targets_outside_the_classes():
+    from rnndsl.autodiff.ops import OPS
+    from rnndsl.errors import ShapeError
+
+    x, W, b = np.ones((3, 2), np.float32), np.ones((2, 4), np.float32), np.zeros(4, np.float32)
+    for bad in ([0, 4, 1], [0, -1, 1]):
+        with pytest.raises(ShapeError, match=r"\[0, 4\)"):
+            OPS["linear_softmax_xent"].fn(np, x, W, b, np.array(bad))
+    valid = np.array([True, False, True])  # a padded position may hold anything
+    OPS["linear_softmax_xent"].fn(np, x, W, b, np.array([0, -1, 3]), valid)
+
+
 def _optimizer_run(monkeypatch, flag, make, steps=4, wd=0.0):
     """Parameters after a few updates with dense, row-sparse and large gradients."""
     from rnndsl.autodiff.tensor import RowSparse

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ShapeError
 from . import backend as B
 from .tensor import Node, RowSparse, Tensor, as_tensor, grad_enabled
 
@@ -521,9 +522,13 @@ def linear_softmax_xent(xp, x, W, b, targets, valid=None):
     that drops two passes over the logits (the bias add, the cotangent scaling) and one of the
     two (N, C) arrays kept for backward: a 10,000-way output over 400 tokens, 16 MB each pass.
     """
-    N = x.shape[0]
-    z = x @ W
+    N, C = x.shape[0], W.shape[1]
     safe_t = targets if valid is None else xp.where(valid, targets, 0)
+    if N and not (0 <= int(safe_t.min()) and int(safe_t.max()) < C):  # the kernel indexes by them
+        raise ShapeError(f"targets must be class indices in [0, {C}), got "
+                         f"{int(safe_t.min())}..{int(safe_t.max())}",
+                         hint="the output layer has one score per class of the vocabulary")
+    z = x @ W
     kernel = fused_bias_softmax_kernel() \
         if xp is B.host and z.dtype == xp.float32 and z.flags.c_contiguous else None
     if kernel is not None:
