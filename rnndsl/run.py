@@ -84,16 +84,15 @@ class Prepared:
 
 
 def no_train_statement(spec: Any) -> SpecError:
-    """`run` on a spec that declares models but no training: a spec error at the file's end."""
-    source = getattr(spec, "source", None) or ""
-    lines = source.splitlines() or [""]
-    last = len(lines)
-    span = Span(last, 1, last, len(lines[-1]) + 1, path=str(getattr(spec, "path", "<spec>")))
-    model = ([*(getattr(spec, "definitions", None) or ())] or ["MODEL"])[-1]  # the last one
-    data = next(iter(getattr(spec, "data", None) or ()), "DATA")
+    """`run` on a checked spec that declares models but no training: a spec error at the
+    file's last line, the hint naming its last definition and its first dataset."""
+    lines = spec.source.splitlines() or [""]
+    span = Span(len(lines), 1, len(lines), len(lines[-1]) + 1, path=spec.path)
+    model = list(spec.definitions)[-1] if spec.definitions else "MODEL"
+    data = next(iter(spec.data), "DATA")
     return SpecError([Diagnostic(
         "MissingTrain", "the spec has no train statement, so `rnndsl run` has nothing to train",
-        span, f"add one, e.g. `train {model} on {data} {{ epochs = 5 }}`")], source)
+        span, f"add one, e.g. `train {model} on {data} {{ epochs = 5 }}`")], spec.source)
 
 
 def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,

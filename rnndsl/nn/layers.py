@@ -176,8 +176,8 @@ class Recurrent(Module):
         T, Bn, d_in = inp.shape
         rows = apply("pack_rows", inp.reshape(T * Bn, d_in), pk.flat)
         proj = apply("affine", rows, self.W_ih, bias)
-        steps = apply("packed_arrange", proj, pk.rev if self.D == 2 else None,
-                      counts=pk.counts, D=self.D)
+        rev = pk.rev if self.D == 2 else None  # the backward direction's reading order
+        steps = apply("packed_arrange", proj, rev, counts=pk.counts, D=self.D)
         carry = self.initial_carry(Bn, ctx, inp.dtype, inp.xp)
         params = self.step_params()
         taped = grad_enabled()
@@ -207,8 +207,7 @@ class Recurrent(Module):
         parts = [carry] + ended[::-1]  # rows 0.. still running at the end, then the rest
         ctx.final_states[self.name] = tuple(
             F.concat([p[k] for p in parts], axis=1) for k in range(len(carry)))
-        out = apply("packed_merge", *ys, rev=pk.rev if self.D == 2 else None, flat=pk.flat,
-                    T=T)
+        out = apply("packed_merge", *ys, rev=rev, flat=pk.flat, T=T)
         return SeqValue(out, info, bidirectional=self.D == 2)
 
     def _taped_steps(self, arranged: Tensor, carry: tuple, params: dict, info: SeqInfo,
