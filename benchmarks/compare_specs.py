@@ -77,7 +77,8 @@ def main() -> int:
         return 0
     before = json.loads(args.compare.read_text())
     differ = 0
-    for name in sorted(set(before) | set(results)):
+    names = set(results) if args.only else set(before) | set(results)
+    for name in sorted(names):
         old, new = before.get(name, {}), results.get(name, {})
         keys = sorted(k for k in set(old) & set(new) if not k.endswith(("seconds", "tokens_per_s")))
         diffs = [(k, old[k], new[k]) for k in keys if old[k] != new[k]]
