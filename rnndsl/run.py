@@ -17,11 +17,13 @@ from typing import Any
 
 import networkx as nx
 
+from . import rundir
 from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
 from .nn.network import Network
+from .rundir import VECTORS
 from .train import checkpoint
 from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
@@ -81,6 +83,7 @@ class Prepared:
     net: Network
     settings: TrainSettings
     needs: set[str]
+    vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # pretrained rows used
 
 
 def no_train_statement(spec: Any) -> SpecError:
@@ -98,7 +101,9 @@ def no_train_statement(spec: Any) -> SpecError:
 def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
             log: Callable[[str], None] = print, dtype: str = "float32",
-            limit: int | None = None) -> Prepared:
+            limit: int | None = None, vectors: Mapping[str, Any] | None = None) -> Prepared:
+    """The spec's data, network and settings. ``vocabs`` (a trained run's) skips reading the
+    training data; ``vectors`` (a run's vectors.npz) stands in for the pretrained vector files."""
     cfg = spec.train
     if cfg is None:
         raise no_train_statement(spec)
@@ -115,7 +120,12 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     pretrained = {}
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
-        if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
+        if a["kind"] == "embed" and p.get("pretrained") and vectors is not None:
+            if n not in vectors:
+                raise CheckpointError(f"the run's {VECTORS} has no rows for {n}",
+                                      hint="the run directory was edited; restore it")
+            pretrained[n] = vectors[n]
+        elif a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
             from .autodiff.backend import host_rng  # noqa: PLC0415
             from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
 
@@ -140,7 +150,7 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     net = Network(graph, data.sizes(), seed=settings.seed, dtype=dtype, backend=backend,
                   init_scale=scale, pretrained=pretrained, tag_names=tag_names,
                   counts=data.counts())
-    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph))
+    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph), pretrained)
 
 
 def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None) -> Any:
@@ -188,13 +198,22 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
+        rundir.verify(run_dir)
         spec_path = Path(conf["spec_path"])
-        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
+        # the training data must be there (resuming trains further); pretrained vectors and the
+        # run's own spec file need not: the run keeps the rows it used
+        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path),
+                         check_paths=False)
         spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
-        prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
-                       epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
-                       log=log, limit=conf.get("limit"))
+        try:
+            prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
+                           epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
+                           log=log, limit=conf.get("limit"), vectors=rundir.read_vectors(run_dir))
+        except DataError as e:
+            raise DataError(e.message, span=e.span, hint=(e.hint + "; " if e.hint else "") +
+                            "--resume trains further, so it reads the training data the run's "
+                            f"spec names (relative to {spec_path.parent})") from None
         if {k: v.to_json() for k, v in prep.data.vocabs.items()} != \
                 {k: v.to_json() for k, v in vocabs.items()}:
             raise CheckpointError(f"{run_dir}: the data changed since this run started",
@@ -218,6 +237,8 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         checkpoint.atomic_write_text(
             run_dir / "vocab.json",
             json.dumps({k: v.to_json() for k, v in prep.data.vocabs.items()}))
+        rundir.write_vectors(run_dir, prep.vectors)
+        rundir.write_manifest(run_dir)
     comm.barrier()
     net, cfg = prep.net, prep.cfg
     apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
@@ -390,6 +411,7 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     """Initialise from another run's best weights: same names and shapes; embedding rows by word.
 
     Returns the names of the parameters that stayed new (not found in the source run)."""
+    rundir.verify(src)
     arrays, _ = checkpoint.load(src / "ckpt", "best")
     try:
         src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
@@ -420,12 +442,13 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     return skipped
 
 
-def load_text(text: str, path: str) -> Any:
-    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there)."""
+def load_text(text: str, path: str, check_paths: bool = True) -> Any:
+    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there; with
+    ``check_paths=False`` they need not exist)."""
     from . import lang  # noqa: PLC0415
     from .errors import SpecError  # noqa: PLC0415
 
-    checked, diags = lang.check_text(text, path)
+    checked, diags = lang.check_text(text, path, check_paths=check_paths)
     if checked is None:
         raise SpecError(diags, text)
     return checked
@@ -469,15 +492,21 @@ def _read_config(run_dir: Path) -> dict:
 
 def load_run(run_dir: str | Path, backend: str | None = None,
              log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
-    """Rebuild a run's network from its spec copy and vocabularies and load its best weights."""
+    """Rebuild a run's network from its spec copy and vocabularies and load its best weights.
+
+    Reads nothing outside the run directory (see rundir.py); its files are checked first."""
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory",
+                              hint="give the --out folder of an earlier `rnndsl run`")
     conf = _read_config(run_dir)
+    rundir.verify(run_dir)
     try:
         text = (run_dir / "spec.rnn").read_text("utf-8")
     except OSError:
         raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = load_text(text, conf["spec_path"])
+    spec = load_text(text, conf["spec_path"], check_paths=False)
     vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
     prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
     arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
@@ -488,6 +517,11 @@ def load_run(run_dir: str | Path, backend: str | None = None,
 def eval_file(run_dir: str | Path, path: str, backend: str | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     prep, _ = load_run(run_dir, backend, log)
+    return eval_prepared(prep, path)
+
+
+def eval_prepared(prep: Prepared, path: str) -> dict[str, Any]:
+    """Metrics of a loaded run on a file in its data's format (`rnndsl eval --json`)."""
     examples = prep.data.read_file(path)
     if not examples:
         raise DataError(f"{path}: no examples")
