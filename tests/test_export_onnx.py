@@ -56,6 +56,7 @@ CASES = {
     "char_gru_mean": (TAGGER.replace("{defs}", "w = embed(ud.words, d=6)\n"
                                      "c = embed(ud.chars, d=4) |> gru(d=3) |> mean\n{defs}"),
                       "concat(w, c) |> lstm(d=5) |> softmax(ud.tags)"),
+    "chars_alone": (TAGGER, "embed(ud.chars, d=4) |> bilstm(d=3) |> last |> softmax(ud.tags)"),
     "pool_last_bi": (CLASSIFIER, "embed(s.words, d=6) |> bilstm(d=5) |> last |> mlp(d=4) |> "
                                  "softmax(s.labels)"),
     "pool_first": (CLASSIFIER, "embed(s.words, d=6) |> bigru(d=5) |> first |> softmax(s.labels)"),

@@ -330,7 +330,7 @@ def _pool(b: _Builder, m: Any, x: Val, lengths: dict[int, str], n: str) -> Val:
     else:
         raise ExportError(f"pooling {mode!r} of {n} has no ONNX form here")
     if x.kind == "nested":  # (N, d) over the words, rows b*T + t -> (T, B, d)
-        bt = b.op("Shape", [_words_input(b)], f"{n}.bt")  # (B, T) of the words input
+        bt = _batch_time(b, lengths[1], n)
         full = b.op("Concat", [bt, b.ints([x.dim])], f"{n}.btd", axis=0)
         out = b.op("Transpose", [b.op("Reshape", [out, full], f"{n}.btd_")], f"{n}.seq",
                    perm=[1, 0, 2])
@@ -338,11 +338,11 @@ def _pool(b: _Builder, m: Any, x: Val, lengths: dict[int, str], n: str) -> Val:
     return Val(out, "vec", x.dim)
 
 
-def _words_input(b: _Builder) -> str:
-    for i in b.inputs:
-        if i.name in ("words", "feats"):
-            return i.name
-    raise ExportError("a character encoder needs the words input beside it")
+def _batch_time(b: _Builder, lengths: str, n: str) -> str:
+    """(B, T) as a shape tensor: the batch size and the longest sentence of ``lengths``."""
+    return b.op("Concat", [b.op("Shape", [lengths], f"{n}.b"),
+                           b.op("ReduceMax", [lengths], f"{n}.t", keepdims=1)], f"{n}.bt",
+                axis=0)
 
 
 def feeds(data: Any, examples: list, needs: set[str]) -> dict[str, Any]:
