@@ -198,7 +198,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
-        rundir.verify(run_dir)
+        rundir.verify(run_dir, conf, log)
         spec_path = Path(conf["spec_path"])
         # the training data must be there (resuming trains further); pretrained vectors and the
         # run's own spec file need not: the run keeps the rows it used
@@ -231,7 +231,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
                 "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
                 "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
                 "parameters": prep.net.parameter_count(), "limit": limit,
-                "pretrained": pretrained, "chain_thaw": chain_thaw}
+                "pretrained": pretrained, "chain_thaw": chain_thaw, "manifest": True}
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
                                                                          default=str))
         checkpoint.atomic_write_text(
@@ -411,7 +411,7 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     """Initialise from another run's best weights: same names and shapes; embedding rows by word.
 
     Returns the names of the parameters that stayed new (not found in the source run)."""
-    rundir.verify(src)
+    rundir.verify(src, _read_config(src), log)
     arrays, _ = checkpoint.load(src / "ckpt", "best")
     try:
         src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
@@ -466,7 +466,7 @@ def _read_json(path: Path) -> dict:
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
     "spec_path": (str,), "seed": (int,), "epochs": (int,), "backend": (str, type(None)),
     "limit": (int, type(None)), "pretrained": (str, type(None)),
-    "chain_thaw": (bool, type(None)),
+    "chain_thaw": (bool, type(None)), "manifest": (bool, type(None)),
 }
 
 
@@ -501,7 +501,7 @@ def load_run(run_dir: str | Path, backend: str | None = None,
         raise CheckpointError(f"{run_dir}: no such run directory",
                               hint="give the --out folder of an earlier `rnndsl run`")
     conf = _read_config(run_dir)
-    rundir.verify(run_dir)
+    rundir.verify(run_dir, conf, log)
     try:
         text = (run_dir / "spec.rnn").read_text("utf-8")
     except OSError:

@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +68,28 @@ def write_manifest(run_dir: Path) -> None:
                       json.dumps({"format": FORMAT, "sha256": files}, indent=1, sort_keys=True))
 
 
-def verify(run_dir: Path) -> None:
-    """Raise CheckpointError naming the first file of the run that is missing or was altered."""
+def verify(run_dir: Path, conf: Mapping[str, Any] | None = None,
+           log: Callable[[str], None] | None = None) -> None:
+    """Raise CheckpointError naming the first file of the run that is missing or was altered.
+
+    ``conf`` is the run's config.json: runs that wrote a manifest say so there ("manifest":
+    true), so a deleted manifest is refused, while a run from before manifests (2026-12-04) is
+    loaded unchecked, with a note to ``log``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir}: no such run directory",
                               hint="give the --out folder of an earlier `rnndsl run`")
     path = run_dir / MANIFEST
     if not path.exists():
-        missing = [n for n in ("spec.rnn", "config.json", "vocab.json") if not
-                   (run_dir / n).exists()]
+        if conf is not None and conf.get("manifest") is not True:
+            if log is not None:
+                log(f"note: {run_dir} has no {MANIFEST} (written before run directories had "
+                    "one): its files are not checked")
+            return
         raise CheckpointError(
-            f"{run_dir}: not a complete run directory ({MANIFEST} is missing"
-            + (f"; so are {', '.join(missing)})" if missing else ")"),
-            hint="give the --out folder of an `rnndsl run`; a run written before run "
-                 "directories had a manifest can be retrained or resumed to get one")
+            f"{path} is missing",
+            hint="the run needs every file it wrote (the manifest holds their digests); copy "
+                 "the whole folder, or retrain")
     try:
         man = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as e:

@@ -290,6 +290,18 @@ def test_a_missing_or_altered_file_is_refused_with_its_name(moved, tmp_path, cap
         rnndsl.load_run(run_dir)
 
 
+def test_a_run_from_before_manifests_still_loads_with_a_note(moved, tmp_path, capsys):
+    run_dir = tmp_path / "old"
+    shutil.copytree(moved[0]["classifier"], run_dir)
+    (run_dir / "manifest.json").unlink()
+    conf = json.loads((run_dir / "config.json").read_text())
+    del conf["manifest"]
+    (run_dir / "config.json").write_text(json.dumps(conf))
+    code, out, err = cli(capsys, "eval", run_dir, moved[1] / "dev.txt", "--json")
+    assert code == 0, err
+    assert "accuracy" in json.loads(out)
+
+
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(CheckpointError, match="no such run directory"):
         rnndsl.load_run(tmp_path / "nope")
