@@ -281,11 +281,9 @@ def _recurrent(b: _Builder, m: Any, x: Val, lengths: str, n: str) -> Val:
 def _pool(b: _Builder, m: Any, x: Val, lengths: dict[int, str], n: str) -> Val:
     mode = m.mode
     lens = lengths[x.level]
-    mask = b.mask(x.level, lens)  # (T, B) bool
+    mask = b.mask(x.level, lens) if mode in ("mean", "max", "attention") else None  # (T, B)
     y = x.name
-    fmask = b.op("Cast", [b.op("Unsqueeze", [mask, b.ints([2])], f"{n}.m3")], f"{n}.fm",
-                 to=b.onnx.TensorProto.FLOAT)
-    axes0 = b.ints([0])
+    axes0 = b.ints([0]) if mode in ("last", "mean", "attention") else None
     if mode == "first":
         out = b.op("Gather", [y, b.const(Bk.host.array(0, dtype=Bk.host.int64), "i0")], n,
                    axis=0)
@@ -310,6 +308,8 @@ def _pool(b: _Builder, m: Any, x: Val, lengths: dict[int, str], n: str) -> Val:
                        f"{n}.b")
             out = b.op("Concat", [fwd, bwd], n, axis=-1)
     elif mode == "mean":
+        fmask = b.op("Cast", [b.op("Unsqueeze", [mask, b.ints([2])], f"{n}.m3")], f"{n}.fm",
+                     to=b.onnx.TensorProto.FLOAT)
         s = b.op("ReduceSum", [b.op("Mul", [y, fmask], f"{n}.masked"), axes0], f"{n}.sum",
                  keepdims=0)
         lf = b.op("Cast", [b.op("Unsqueeze", [lens, b.ints([1])], f"{n}.l2")], f"{n}.lf",
