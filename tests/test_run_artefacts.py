@@ -323,3 +323,15 @@ def test_the_readme_example_gives_the_tags_of_rnndsl_predict(moved, capsys, monk
     assert code == 0
     tags = [[ln.split()[1] for ln in b.split("\n")] for b in out.strip().split("\n\n")]
     assert tags == [r["tags"] for r in got]
+
+
+def test_text_reader_tokens_chars(tmp_path):
+    from rnndsl.data.readers import read_text
+
+    f = tmp_path / "t.txt"
+    f.write_text(" ab  c\n\nd\n")
+    assert [ex.words for ex in read_text(f, tokens="chars")] == [
+        ("a", "b", " ", "c", "<eos>"), ("<eos>",), ("d", "<eos>")]
+    assert [ex.words for ex in read_text(f)] == [("ab", "c", "<eos>"), ("<eos>",), ("d", "<eos>")]
+    with pytest.raises(ValueError, match="tokens"):  # a spec's value is checked before this
+        read_text(f, tokens="bytes")
