@@ -265,7 +265,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "predict": cmd_predict,
-            "generate": cmd_generate, "export": cmd_export, "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
+            "generate": cmd_generate, "export": cmd_export,
+            "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
 
 
 if __name__ == "__main__":
