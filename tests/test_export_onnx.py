@@ -119,6 +119,13 @@ def test_export_command_on_a_run(tmp_path, capsys):
     code = main(["export", str(runs["crf"]), "-o", str(tmp_path / "crf.onnx")])
     assert code == 0
     assert "transitions" in capsys.readouterr().err
+    import json
+
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "crf.onnx")).metadata_props}
+    assert set(json.loads(props["rnndsl.vocab.tags"])) == {"B-NP", "I-NP", "B-VP"}
+    assert json.loads(props["rnndsl.vocab.words"])[:2] == ["<pad>", "<unk>"]
     from rnndsl.run import load_run
 
     prep, _ = load_run(runs["crf"], log=lambda s: None)

@@ -18,6 +18,8 @@ Outputs: scores (B, T, K) for taggers and language models (next-token scores), (
 classifiers; a CRF gives its emissions as scores plus transitions (K, K), start (K,) and end
 (K,) (the decoding scores: -inf where the tag scheme forbids a transition).
 Dropout is the identity (inference). Span splitting (`spans`) has no ONNX form here.
+The model's metadata holds the vocabularies and label sets as JSON lists ("rnndsl.vocab.words",
+"rnndsl.vocab.tags", ...: id k is entry k), "rnndsl.kind" and "rnndsl.lowercase".
 
 `onnx` builds the file (the optional extra ``rnndsl[onnx]``); nothing here runs it.
 """
@@ -204,6 +206,14 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
     model = b.h.make_model(graph, opset_imports=[b.h.make_opsetid("", OPSET)],
                            producer_name="rnndsl")
     model.ir_version = 8  # readable by onnxruntime >= 1.14
+    # what a serving stack needs to turn text into ids and scores into names
+    import json  # noqa: PLC0415
+
+    props = {f"rnndsl.vocab.{k}": json.dumps(v.tokens) for k, v in data.vocabs.items()
+             if k in ("words", "chars", "feats", "tags", "labels")}
+    props["rnndsl.kind"] = data.kind
+    props["rnndsl.lowercase"] = json.dumps(bool(data.vocabs["words"].lowercase))
+    b.h.set_model_props(model, props)
     onnx.checker.check_model(model)
     from ..train.checkpoint import atomic_write_bytes  # noqa: PLC0415
 
