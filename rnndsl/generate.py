@@ -11,6 +11,7 @@ PCG64 generator). `<pad>` is never chosen (it is not a token of the text).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +27,10 @@ def is_char_level(data: Any) -> bool:
 
 
 def prompt_tokens(data: Any, prompt: str) -> list[str]:
-    """The prompt as the model's tokens: words, or characters (runs of spaces as one space)."""
+    """The prompt as the model's tokens: words, or characters (each run of whitespace one
+    space, none at the start, as the text reader reads a line; a final space is kept)."""
     if is_char_level(data):
-        return list(" ".join(prompt.split(" ")).replace("\n", " "))
+        return list(re.sub(r"\s+", " ", prompt).lstrip())
     return prompt.split()
 
 

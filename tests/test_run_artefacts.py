@@ -244,6 +244,10 @@ def test_char_lm_reads_characters_and_space_is_a_token(moved):
     assert all(len(t) == 1 for t in tokens if not t.startswith("<"))
     text = run.sample("the ", 60, seed=1)
     assert len(text.replace("\n", "")) <= 60
+    from rnndsl.generate import prompt_tokens
+
+    # as the reader reads a line: whitespace runs are one space, none at the start
+    assert prompt_tokens(run.prep.data, "  a  dog\n") == ["a", " ", "d", "o", "g", " "]
 
 
 def test_generate_on_a_tagger_is_a_clear_error(moved, capsys):
