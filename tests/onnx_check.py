@@ -12,6 +12,12 @@ from rnndsl.nn.heads import CRFHead
 from rnndsl.nn.module import RunContext, VecValue
 
 
+def zero_states(sess, batch):
+    """Zeros for a language model's state inputs (D, B, d)."""
+    return {i.name: np.zeros((i.shape[0], batch, i.shape[2]), np.float32)
+            for i in sess.get_inputs() if i.name.endswith(("h0", "c0"))}
+
+
 def max_difference(net, data, needs, path, examples, batch=16) -> float:
     """The largest |onnxruntime - rnndsl| over the real positions' scores of ``examples``
     (and, for a CRF, over its transition, start and end scores)."""
@@ -23,8 +29,8 @@ def max_difference(net, data, needs, path, examples, batch=16) -> float:
     worst = 0.0
     for s in range(0, len(examples), batch):
         chunk = examples[s:s + batch]
-        got = dict(zip(outs, sess.run(None, {k: v for k, v in feeds(data, chunk, needs).items()
-                                             if k in names})))
+        feed = {k: v for k, v in feeds(data, chunk, needs).items() if k in names}
+        got = dict(zip(outs, sess.run(None, {**feed, **zero_states(sess, len(chunk))})))
         with no_grad():
             b = data.make_batch(chunk, list(range(len(chunk))), net.backend.xp, needs)
             v = net.run(b.inputs, RunContext())[net.output]

@@ -149,3 +149,39 @@ def test_export_needs_an_onnx_file_name(tmp_path, capsys):
     code = main(["export", str(runs["classifier"]), "-o", str(tmp_path / "model.txt")])
     assert code == 2
     assert "must end in .onnx" in capsys.readouterr().err
+
+
+def test_a_language_model_carries_its_state_through_onnx(data_dir, tmp_path):
+    """Segments of the text stream fed one after another, each starting from the state the
+    previous one returned, give rnndsl's scores with its carried state (as eval reads text)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx_check import zero_states
+
+    from rnndsl.autodiff import backend as Bk
+    from rnndsl.autodiff.tensor import no_grad
+    from rnndsl.nn.module import RunContext
+
+    prep = prepared(data_dir, "lmstate", LM, "embed(t.words, d=6) |> lstm(d=5) |> gru(d=4) "
+                                             "|> softmax(t.next)")
+    out = tmp_path / "lm.onnx"
+    export_network(prep.net, prep.data, out)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    outs = [o.name for o in sess.get_outputs()]
+    assert {"m.2.lstm.h", "m.2.lstm.c", "m.3.gru.h"} <= set(outs)
+    net, data = prep.net, prep.data
+    batches = data.lm_batches(data.dev, 3, 5, net.backend.xp)[:4]
+    state = zero_states(sess, 3)
+    carry: dict = {}
+    worst = 0.0
+    with no_grad():
+        for b in batches:
+            ctx = RunContext(init_states=carry)
+            ours = Bk.to_host(net.head.scores(net.run(b.inputs, ctx)[net.output]).data)
+            carry = ctx.final_states
+            ids = Bk.to_host(b.inputs["t.words"].ids).T  # (B, T)
+            got = dict(zip(outs, sess.run(None, {"words": ids, "lengths": np.full(3, ids.shape[1]),
+                                                 **state})))
+            state = {k + "0": got[k] for k in outs if k.endswith((".h", ".c"))}
+            worst = max(worst, float(np.abs(got["scores"] - ours.transpose(1, 0, 2)).max()))
+    assert worst < 1e-5, worst

@@ -15,7 +15,10 @@ Graph inputs, batch first:
     chars (B*T, L) int64 and char_lengths (B*T,) int64 for a character encoder: the characters
           of word t of sentence b in row b*T + t (a padding word: one <pad>, length 1)
 Outputs: scores (B, T, K) for taggers and language models (next-token scores), (B, K) for
-classifiers; a CRF gives its emissions as scores plus transitions (K, K), start (K,) and end
+classifiers; a language model also takes each recurrent layer's state, `<layer>.h0` (and `.c0`
+for an LSTM) of shape (D, B, d), zeros to start, and returns the state after the last token as
+`<layer>.h` (`.c`), to feed into the next segment (truncated BPTT's carried state); a CRF gives
+its emissions as scores plus transitions (K, K), start (K,) and end
 (K,) (the decoding scores: -inf where the tag scheme forbids a transition).
 Dropout is the identity (inference). Span splitting (`spans`) has no ONNX form here.
 The model's metadata holds the vocabularies and label sets as JSON lists ("rnndsl.vocab.words",
@@ -72,6 +75,8 @@ class _Builder:
         self.count = 0
         self.float = Bk.host.float32
         self.masks: dict[int, str] = {}
+        self.carry = False
+        self.state_outputs: list[tuple[str, list]] = []
 
     # --- plumbing ---------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -122,6 +127,7 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
     onnx = _onnx()
     TP = onnx.TensorProto
     b = _Builder(onnx, net, data.name)
+    b.carry = data.kind == "lm"  # a language model's state goes in and comes out
     g = net.graph
     lengths = {1: b.graph_input("lengths", TP.INT64, ["B"])}
     vals: dict[str, Val] = {}
@@ -199,6 +205,7 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
             c = b.const(v, f"crf_{name}")
             b.nodes.append(b.h.make_node("Identity", [c], [name]))
             outputs[name] = list(Bk.to_host(v).shape)
+    outputs.update(b.state_outputs)
     for name, shape in outputs.items():
         b.outputs.append(b.h.make_tensor_value_info(name, TP.FLOAT, shape))
     graph = b.h.make_graph(b.nodes, f"rnndsl {net.graph.graph.get('name', '')}".strip(),
@@ -266,7 +273,11 @@ def _recurrent(b: _Builder, m: Any, x: Val, lengths: str, n: str) -> Val:
     W, R, B = onnx_rnn_weights(m)
     seq_lens = b.op("Cast", [lengths], f"{n}.lens", to=b.onnx.TensorProto.INT32)
     ins = [x.name, b.const(W, f"{n}.W"), b.const(R, f"{n}.R"), b.const(B, f"{n}.B"), seq_lens]
-    if m.s0 == "learned":  # (D, 1, d) -> (D, batch, d)
+    if b.carry:  # a language model: the state each stream starts from is an input
+        for part in cell.carries:
+            ins.append(b.graph_input(f"{n}.{part}0", b.onnx.TensorProto.FLOAT,
+                                     [m.D, "B", m.d]))
+    elif m.s0 == "learned":  # (D, 1, d) -> (D, batch, d)
         batch = b.op("Shape", [x.name], f"{n}.shape", start=1, end=2)
         shape = b.op("Concat", [b.ints([m.D]), batch, b.ints([m.d])], f"{n}.s0shape", axis=0)
         for part in cell.carries:
@@ -282,7 +293,14 @@ def _recurrent(b: _Builder, m: Any, x: Val, lengths: str, n: str) -> Val:
     else:
         op = "RNN"
         attrs["activations"] = [{"tanh": "Tanh", "relu": "Relu"}[cell.act]] * m.D
-    y = b.op(op, ins, n, **attrs)  # (T, D, B, d)
+    if b.carry:
+        y, *finals = b.op(op, ins, n, n_out=1 + len(cell.carries), **attrs)  # Y (T, D, B, d)
+    else:
+        y, finals = b.op(op, ins, n, **attrs), []
+    if b.carry:  # Y_h, Y_c: each stream's state after its last token
+        for part, f in zip(cell.carries, finals):
+            b.nodes.append(b.h.make_node("Identity", [f], [f"{n}.{part}"]))
+            b.state_outputs.append((f"{n}.{part}", [m.D, "B", m.d]))
     y = b.op("Transpose", [y], f"{n}.tbd", perm=[0, 2, 1, 3])
     y = b.op("Reshape", [y, b.ints([0, 0, m.D * m.d])], f"{n}.y")
     return Val(y, x.kind, m.D * m.d, m.D == 2, x.level)
