@@ -153,15 +153,17 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph), pretrained)
 
 
-def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None) -> Any:
-    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides)."""
+def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None,
+                      resume: bool = False) -> Any:
+    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides).
+    A resumed run need not find its source run (it continues from its own checkpoints)."""
     if pretrained is None and chain_thaw is None:
         return spec
     if spec.train is None:
         raise no_train_statement(spec)
     changes: dict[str, Any] = {}
     if pretrained is not None:
-        if not (Path(pretrained) / "ckpt" / "best.json").exists():
+        if not resume and not (Path(pretrained) / "ckpt" / "best.json").exists():
             raise CheckpointError(f"{pretrained} is not a finished run directory",
                                   hint="give the --out folder of an earlier `rnndsl run`")
         changes["pretrained"] = str(Path(pretrained).resolve())
@@ -204,7 +206,8 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         # run's own spec file need not: the run keeps the rows it used
         spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path),
                          check_paths=False)
-        spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
+        spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"),
+                                 resume=True)
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
         try:
             prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
@@ -244,8 +247,8 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
     new_params = None
     if getattr(cfg, "pretrained", None):
-        new_params = transfer(net, Path(cfg.pretrained), prep.data, log if not resume else
-                              (lambda s: None))
+        new_params = pretrained_start(net, Path(cfg.pretrained), prep.data, run_dir, resume,
+                                      bool(getattr(cfg, "chain_thaw", False)), log, comm)
     if getattr(cfg, "chain_thaw", False):
         trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
         return finish(trainer, run_dir, log) if comm.is_root else {}
@@ -265,6 +268,32 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if not comm.is_root:
         return {}
     return finish(trainer, run_dir, log)
+
+
+def pretrained_start(net: Network, src: Path, data: TaskData, run_dir: Path, resume: bool,
+                     chain_thaw: bool, log: Callable[[str], None], comm: Any) -> list[str]:
+    """Start from another run's weights; the names of the parameters that stayed new are kept
+    in the run (pretrained.json), so a resumed run needs the source run no more: it continues
+    from its own checkpoints."""
+    record = run_dir / rundir.PRETRAINED
+    if resume and not src.exists():
+        new = _read_json(record).get("new") if record.exists() else None
+        if not isinstance(new, list) or not all(isinstance(k, str) for k in new):
+            raise CheckpointError(f"{src}: the run this one started from is gone, and "
+                                  f"{record} does not say which layers were new",
+                                  hint="restore the pretrained run, or restart this run")
+        first = run_dir / "stage1" / "ckpt" if chain_thaw else run_dir / "ckpt"
+        if not checkpoint.exists(first, "last"):
+            raise CheckpointError(f"{src}: the run this one started from is gone, and this "
+                                  "run stopped before its first checkpoint",
+                                  hint="restore the pretrained run, or restart this run")
+        log(f"note: {src} is gone; resuming from this run's own checkpoints")
+        return new
+    new = transfer(net, src, data, log if not resume else (lambda s: None))
+    if comm.is_root and not resume:
+        checkpoint.atomic_write_text(record, json.dumps({"source": str(src), "new": new}))
+        rundir.write_manifest(run_dir)
+    return new
 
 
 def format_profile(times: Mapping[str, float]) -> str:

@@ -8,6 +8,8 @@ fine-tuning (`--pretrained`, chain-thaw) read is inside the run:
     vocab.json     words, characters, tags or labels (the label sets; the tag scheme is the spec's)
     vectors.npz    the rows of pretrained vectors the embeddings started from (when a spec
                    names `pretrained=`), so `--resume` does not need the vectors file
+    pretrained.json  for a run started from another run's weights: that run and which layers
+                   were new (chain-thaw's first stage), so `--resume` does not need that run
     ckpt/          best and last weights, each with its SHA-256 in the metadata
     manifest.json  the SHA-256 of each file above (but ckpt/), written when the run starts
 
@@ -32,7 +34,8 @@ from .train.checkpoint import atomic_write_bytes, atomic_write_text
 MANIFEST = "manifest.json"
 FORMAT = "rnndsl-run-1"
 VECTORS = "vectors.npz"
-RECORDED = ("spec.rnn", "config.json", "vocab.json", VECTORS)
+PRETRAINED = "pretrained.json"
+RECORDED = ("spec.rnn", "config.json", "vocab.json", VECTORS, PRETRAINED)
 
 
 def _digest(path: Path) -> str:
@@ -103,7 +106,7 @@ def verify(run_dir: Path, conf: Mapping[str, Any] | None = None,
     for name in RECORDED:
         f = run_dir / name
         if name not in files:
-            if f.exists() and name != VECTORS:
+            if f.exists():
                 raise CheckpointError(f"{path}: {name} is not recorded",
                                       hint="the manifest was edited; restore the run")
             continue

@@ -177,6 +177,27 @@ def test_resume_of_a_copied_run_without_its_vectors_file(tmp_path, capsys):
     assert len(rnndsl.load_run(runs["classifier"]).metrics) == 3
 
 
+@pytest.mark.parametrize("chain_thaw", [False, True])
+def test_resume_of_a_fine_tuned_run_without_its_source_run(tmp_path, capsys, chain_thaw):
+    """A run started from another run's weights records which layers were new, so resuming
+    it needs only its own checkpoints once the source run is gone."""
+    runs = train_all(tmp_path, ("classifier",))
+    flag = "--chain-thaw" if chain_thaw else "--no-chain-thaw"
+    code, _, err = cli(capsys, "run", tmp_path / "classifier.rnn", "--pretrained",
+                       runs["classifier"], flag, "--epochs", "1", "--out", tmp_path / "ft",
+                       "--no-progress")
+    assert code == 0, err
+    assert (tmp_path / "ft" / "pretrained.json").exists()
+    runs["classifier"].rename(tmp_path / "source-gone")
+    code, out, err = cli(capsys, "run", "--resume", tmp_path / "ft", "--epochs", "2",
+                         "--no-progress")
+    assert code == 0, err
+    assert "resuming from this run's own checkpoints" in out
+    (tmp_path / "ft" / "pretrained.json").write_text('{"source": "x", "new": []}')
+    code, _, err = cli(capsys, "run", "--resume", tmp_path / "ft", "--epochs", "3")
+    assert code == 2 and "pretrained.json was altered" in err
+
+
 def test_the_python_api_attributes(moved):
     runs, _, _ = moved
     run = rnndsl.load_run(runs["crf"])
