@@ -327,6 +327,14 @@ def test_a_run_from_before_manifests_still_loads_with_a_note(moved, tmp_path, ca
     assert "accuracy" in json.loads(out)
 
 
+def test_loading_a_run_directory_as_a_spec_points_to_load_run(moved):
+    from rnndsl.errors import SpecError
+
+    with pytest.raises(SpecError) as e:
+        rnndsl.load(str(moved[0]["lm"]))
+    assert "rnndsl.load_run" in e.value.format()
+
+
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(CheckpointError, match="no such run directory"):
         rnndsl.load_run(tmp_path / "nope")

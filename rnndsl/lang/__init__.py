@@ -91,7 +91,10 @@ def _read(path: str | os.PathLike[str]) -> tuple[str | None, Diagnostic | None]:
     except FileNotFoundError:
         return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: no such file")
     except IsADirectoryError:
-        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: a folder")
+        hint = ("a trained run directory: load it with rnndsl.load_run(path)"
+                if (Path(path) / "config.json").exists() else None)
+        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: a folder",
+                                hint=hint)
     except UnicodeDecodeError as e:
         return None, Diagnostic(
             "UnreadableFile", f"cannot read {os.fspath(path)}: not UTF-8 text ({e.reason})"
