@@ -1,7 +1,8 @@
 """`rnndsl run / eval / predict`: from a checked spec to a trained model in a run directory.
 
 A run directory holds: spec.rnn (a copy), config.json (the resolved settings, absolute data
-paths), vocab.json, metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
+paths), vocab.json, vectors.npz (pretrained rows, if any), manifest.json (their digests; see
+rundir.py), metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
 ckpt/{last,best}.json + weights, and the dev predictions.
 """
 

@@ -144,6 +144,28 @@ def test_render_with_a_copied_checkpoint(moved, capsys, tmp_path):
     assert code == 0, err
 
 
+@pytest.mark.parametrize("kind", ["tagger", "crf", "classifier", "lm", "charlm"])
+def test_export_of_a_copied_run(moved, capsys, tmp_path, kind):
+    pytest.importorskip("onnx", reason="ONNX export needs the optional `onnx` package")
+    pytest.importorskip("onnxruntime", reason="the comparison runs the file in onnxruntime")
+    from onnx_check import max_difference
+
+    runs, data, _ = moved
+    code, _, err = cli(capsys, "export", runs[kind], "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    run = rnndsl.load_run(runs[kind])
+    examples = run.prep.data.read_file(data / EVAL_FILE[kind])
+    assert max_difference(run.network, run.prep.data, run.prep.needs, tmp_path / "m.onnx",
+                          examples) < 1e-5
+
+
+def test_gradflow_with_a_copied_checkpoint(moved, capsys, tmp_path):
+    code, out, err = cli(capsys, "gradflow", "-", "--checkpoint", moved[0]["classifier"],
+                         "--input", "the team won the match", "-o", tmp_path / "g.png")
+    assert code == 0, err
+    assert (tmp_path / "g.png").exists()
+
+
 def test_fine_tuning_from_a_copied_run_and_chain_thaw(moved, capsys, tmp_path):
     runs, data, _ = moved
     spec = tmp_path / "ft.rnn"  # the new task's own data; the source run's data is gone
