@@ -185,3 +185,11 @@ def test_a_language_model_carries_its_state_through_onnx(data_dir, tmp_path):
             state = {k + "0": got[k] for k in outs if k.endswith((".h", ".c"))}
             worst = max(worst, float(np.abs(got["scores"] - ours.transpose(1, 0, 2)).max()))
     assert worst < 1e-5, worst
+
+
+def test_every_ir_kind_has_an_export_rule():
+    """A new layer kind needs a row in the exporter's table (an ONNX form, or a clear error)."""
+    from rnndsl.export.onnx import EXPORTERS
+    from rnndsl.lang.ir import NODE_KINDS
+
+    assert set(EXPORTERS) == set(NODE_KINDS)

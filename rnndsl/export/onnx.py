@@ -76,6 +76,7 @@ class _Builder:
         self.float = Bk.host.float32
         self.masks: dict[int, str] = {}
         self.carry = False
+        self.lengths: dict[int, str] = {}  # sequence level (1 words, 2 characters) -> lengths
         self.state_outputs: list[tuple[str, list]] = []
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -129,62 +130,16 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
     b = _Builder(onnx, net, data.name)
     b.carry = data.kind == "lm"  # a language model's state goes in and comes out
     g = net.graph
-    lengths = {1: b.graph_input("lengths", TP.INT64, ["B"])}
+    b.lengths[1] = b.graph_input("lengths", TP.INT64, ["B"])
     vals: dict[str, Val] = {}
-    token_inputs: dict[str, str] = {}
     for n in net.order:
         attrs = g.nodes[n]
-        kind, p = attrs["kind"], attrs.get("params", {})
-        ins = [vals[i] for i in ordered_inputs(g, n)]
-        m = net.modules.get(n)
-        if kind == "input":
-            field = p.get("field")
-            if field == "chars":
-                x = b.graph_input("chars", TP.INT64, ["N", "L"])
-                lengths[2] = b.graph_input("char_lengths", TP.INT64, ["N"])
-                vals[n] = Val(b.op("Transpose", [x], "chars_tm", perm=[1, 0]), "tokens",
-                              level=2)
-            elif field in ("words", "feats"):
-                x = b.graph_input(field, TP.INT64, ["B", "T"])
-                vals[n] = Val(b.op("Transpose", [x], f"{field}_tm", perm=[1, 0]), "tokens")
-            else:
-                raise ExportError(f"input {n} ({field}) has no ONNX form here")
-            token_inputs[field] = vals[n].name
-        elif kind == "embed":
-            table = b.const(m.table.data, f"{n}.weight")
-            x = ins[0]
-            vals[n] = Val(b.op("Gather", [table, x.name], n, axis=0),
-                          "nested" if x.level == 2 else "seq", int(p["d"]), level=x.level)
-        elif kind == "dropout":
-            vals[n] = ins[0]
-        elif kind == "concat":
-            kinds = {v.kind for v in ins}
-            if len(kinds) != 1:
-                raise ExportError(f"{n} joins values of different kinds ({sorted(kinds)})")
-            vals[n] = Val(b.op("Concat", [v.name for v in ins], n, axis=-1), ins[0].kind,
-                          sum(v.dim for v in ins), level=ins[0].level)
-        elif kind == "rnn":
-            vals[n] = _recurrent(b, m, ins[0], lengths[ins[0].level], n)
-        elif kind == "pool":
-            vals[n] = _pool(b, m, ins[0], lengths, n)
-        elif kind == "linear":
-            vals[n] = _map(b, ins[0], _linear(b, m, ins[0].name, n), m.W.shape[1])
-        elif kind == "mlp":
-            x = ins[0].name
-            for k, lin in enumerate(m.layers):
-                x = _linear(b, lin, x, f"{n}.{k}")
-                x = b.op({"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}[m.act], [x],
-                         f"{n}.{k}.act")
-            vals[n] = _map(b, ins[0], x, m.layers[-1].W.shape[1])
-        elif kind in ("softmax", "crf"):
-            vals[n] = ins[0]
-        elif kind == "split":
-            raise ExportError(
-                f"{n} splits each sentence into spans at punctuation; the exporter has no "
-                "ONNX form for that data-dependent regrouping (the hierarchical model)",
-                hint="the other layers export; a span model would need the spans as inputs")
-        else:
+        kind = attrs["kind"]
+        rule = EXPORTERS.get(kind)
+        if rule is None:
             raise ExportError(f"layer {n} ({kind}) has no ONNX form here")
+        ins = [vals[i] for i in ordered_inputs(g, n)]
+        vals[n] = rule(b, n, attrs.get("params", {}), net.modules.get(n), ins)
     head = net.head
     out = vals[net.output]
     outputs: dict[str, Any] = {}
@@ -227,6 +182,73 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
     atomic_write_bytes(Path(path), model.SerializeToString())
     return {"inputs": [i.name for i in b.inputs], "outputs": list(outputs),
             "nodes": len(b.nodes), "opset": OPSET}
+
+
+# --- one rule per IR kind: (builder, node, params, module, input values) -> output value -------
+def _input(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    TP = b.onnx.TensorProto
+    field = p.get("field")
+    if field == "chars":
+        x = b.graph_input("chars", TP.INT64, ["N", "L"])
+        b.lengths[2] = b.graph_input("char_lengths", TP.INT64, ["N"])
+        return Val(b.op("Transpose", [x], "chars_tm", perm=[1, 0]), "tokens", level=2)
+    if field in ("words", "feats"):
+        x = b.graph_input(field, TP.INT64, ["B", "T"])
+        return Val(b.op("Transpose", [x], f"{field}_tm", perm=[1, 0]), "tokens")
+    raise ExportError(f"input {n} ({field}) has no ONNX form here")
+
+
+def _embed(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    x = ins[0]
+    table = b.const(m.table.data, f"{n}.weight")
+    return Val(b.op("Gather", [table, x.name], n, axis=0),
+               "nested" if x.level == 2 else "seq", int(p["d"]), level=x.level)
+
+
+def _same(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    """Dropout at inference, and a head's input (its scores are added at the end)."""
+    return ins[0]
+
+
+def _concat(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    kinds = {v.kind for v in ins}
+    if len(kinds) != 1:
+        raise ExportError(f"{n} joins values of different kinds ({sorted(kinds)})")
+    return Val(b.op("Concat", [v.name for v in ins], n, axis=-1), ins[0].kind,
+               sum(v.dim for v in ins), level=ins[0].level)
+
+
+def _rnn(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    return _recurrent(b, m, ins[0], b.lengths[ins[0].level], n)
+
+
+def _pool_rule(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    return _pool(b, m, ins[0], b.lengths, n)
+
+
+def _linear_rule(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    return _map(b, ins[0], _linear(b, m, ins[0].name, n), m.W.shape[1])
+
+
+def _mlp(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    x = ins[0].name
+    for k, lin in enumerate(m.layers):
+        x = _linear(b, lin, x, f"{n}.{k}")
+        x = b.op({"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}[m.act], [x],
+                 f"{n}.{k}.act")
+    return _map(b, ins[0], x, m.layers[-1].W.shape[1])
+
+
+def _split(b: _Builder, n: str, p: dict, m: Any, ins: list[Val]) -> Val:
+    raise ExportError(
+        f"{n} splits each sentence into spans at punctuation; the exporter has no ONNX form "
+        "for that data-dependent regrouping (the hierarchical model)",
+        hint="the other layers export; a span model would need the spans as inputs")
+
+
+EXPORTERS = {"input": _input, "embed": _embed, "dropout": _same, "concat": _concat,
+             "rnn": _rnn, "pool": _pool_rule, "linear": _linear_rule, "mlp": _mlp,
+             "softmax": _same, "crf": _same, "split": _split}
 
 
 def _map(b: _Builder, v: Val, name: str, dim: int) -> Val:
