@@ -193,3 +193,13 @@ def test_every_ir_kind_has_an_export_rule():
     from rnndsl.lang.ir import NODE_KINDS
 
     assert set(EXPORTERS) == set(NODE_KINDS)
+
+
+def test_export_without_the_onnx_package_says_how_to_get_it(data_dir, tmp_path, monkeypatch):
+    import sys
+
+    prep = prepared(data_dir, "noonnx", *CASES["lstm"])
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ExportError, match="needs the `onnx` package") as e:
+        export_network(prep.net, prep.data, tmp_path / "m.onnx")
+    assert "rnndsl[onnx]" in e.value.hint
