@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True, help="FILE.onnx")
 
     rd = sub.add_parser("render", help="draw the model graph or the network unrolled over input")
-    rd.add_argument("spec")
+    rd.add_argument("spec", nargs="?", help="a .rnn spec or a pipeline (not needed with "
+                                            "--checkpoint)")
     rd.add_argument("--input", default=None, help='a sentence, e.g. "the brown fox jumped"')
     g = rd.add_mutually_exclusive_group()
     g.add_argument("--unrolled", action="store_true", help="unrolled over --input (default)")
@@ -98,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("-o", "--output", required=True, help="FILE.svg|png|pdf|dot")
 
     gf = sub.add_parser("gradflow", help="per-step gradient norms ||dL/ds_t|| as a table + plot")
-    gf.add_argument("spec")
+    gf.add_argument("spec", nargs="?", help="a .rnn spec (not needed with --checkpoint)")
     gf.add_argument("--input", required=True)
     gf.add_argument("--checkpoint", metavar="RUN_DIR")
     gf.add_argument("-o", "--output", default="gradflow.png")
@@ -245,16 +246,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_or_checkpoint(args: argparse.Namespace) -> bool:
+    if args.spec is None and not args.checkpoint:
+        print(f"error: give a spec to {args.command}, or --checkpoint RUN_DIR", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .render.cli import render_command  # noqa: PLC0415
 
-    return render_command(args)
+    return render_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
     from .render.cli import gradflow_command  # noqa: PLC0415
 
-    return gradflow_command(args)
+    return gradflow_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:

@@ -135,13 +135,15 @@ def test_softmax_tagger_nbest_is_the_product_of_per_token_probabilities(moved):
 
 def test_render_with_a_copied_checkpoint(moved, capsys, tmp_path):
     runs, _, _ = moved
-    code, _, err = cli(capsys, "render", "-", "--checkpoint", runs["crf"], "--input",
+    code, _, err = cli(capsys, "render", "--checkpoint", runs["crf"], "--input",
                        "the brown fox", "-o", tmp_path / "crf.dot")
     assert code == 0, err
     assert "fox" in (tmp_path / "crf.dot").read_text()
-    code, _, err = cli(capsys, "render", "-", "--checkpoint", runs["tagger"], "--model",
+    code, _, err = cli(capsys, "render", "--checkpoint", runs["tagger"], "--model",
                        "-o", tmp_path / "tagger.dot")
     assert code == 0, err
+    code, _, err = cli(capsys, "render", "--model", "-o", tmp_path / "none.dot")
+    assert code == 2 and "--checkpoint" in err
 
 
 @pytest.mark.parametrize("kind", ["tagger", "crf", "classifier", "lm", "charlm"])
@@ -160,7 +162,7 @@ def test_export_of_a_copied_run(moved, capsys, tmp_path, kind):
 
 
 def test_gradflow_with_a_copied_checkpoint(moved, capsys, tmp_path):
-    code, out, err = cli(capsys, "gradflow", "-", "--checkpoint", moved[0]["classifier"],
+    code, out, err = cli(capsys, "gradflow", "--checkpoint", moved[0]["classifier"],
                          "--input", "the team won the match", "-o", tmp_path / "g.png")
     assert code == 0, err
     assert (tmp_path / "g.png").exists()
