@@ -9,8 +9,9 @@ from .api import check, compile, load  # noqa: A004
 from .autodiff import Tensor, no_grad
 from .errors import Diagnostic, RnnError, SpecError
 from .nn.network import Network
+from .runs import Run, load_run
 
 __version__ = "0.1.0"
 
-__all__ = ["Diagnostic", "Network", "RnnError", "SpecError", "Tensor", "__version__", "check",
-           "compile", "load", "no_grad"]
+__all__ = ["Diagnostic", "Network", "RnnError", "Run", "SpecError", "Tensor", "__version__",
+           "check", "compile", "load", "load_run", "no_grad"]

@@ -1,4 +1,5 @@
-"""The command line: rnndsl run | check | eval | predict | render | gradflow | gradcheck.
+"""The command line: rnndsl run | check | eval | predict | generate | export | render | gradflow |
+gradcheck.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad spec or bad input, 130 interrupted (Ctrl-C).
 No Python traceback for a user's mistake unless --debug.
@@ -68,8 +69,25 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--confidence", action="store_true",
                     help="add each prediction's probability (CRF: posterior marginal)")
 
+    gn = sub.add_parser("generate", help="text from a trained language model")
+    gn.add_argument("run_dir")
+    gn.add_argument("--prompt", default="", help="text the model reads first (default: none)")
+    gn.add_argument("--tokens", type=int, default=50, help="how many tokens to generate")
+    gn.add_argument("--temperature", type=float, default=1.0,
+                    help="divides the scores before sampling; 0 is greedy (default 1)")
+    gn.add_argument("--top-k", dest="top_k", type=int, default=None,
+                    help="sample among the k highest-scoring tokens only")
+    gn.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")
+    gn.add_argument("--stop-at-eos", dest="stop_at_eos", action="store_true",
+                    help="stop after the first <eos> (the end of a line)")
+
+    ex = sub.add_parser("export", help="write a trained run's network as an ONNX model")
+    ex.add_argument("run_dir")
+    ex.add_argument("-o", "--output", required=True, help="FILE.onnx")
+
     rd = sub.add_parser("render", help="draw the model graph or the network unrolled over input")
-    rd.add_argument("spec")
+    rd.add_argument("spec", nargs="?", help="a .rnn spec or a pipeline (not needed with "
+                                            "--checkpoint)")
     rd.add_argument("--input", default=None, help='a sentence, e.g. "the brown fox jumped"')
     g = rd.add_mutually_exclusive_group()
     g.add_argument("--unrolled", action="store_true", help="unrolled over --input (default)")
@@ -81,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("-o", "--output", required=True, help="FILE.svg|png|pdf|dot")
 
     gf = sub.add_parser("gradflow", help="per-step gradient norms ||dL/ds_t|| as a table + plot")
-    gf.add_argument("spec")
+    gf.add_argument("spec", nargs="?", help="a .rnn spec (not needed with --checkpoint)")
     gf.add_argument("--input", required=True)
     gf.add_argument("--checkpoint", metavar="RUN_DIR")
     gf.add_argument("-o", "--output", default="gradflow.png")
@@ -206,16 +224,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .runs import load_run  # noqa: PLC0415
+
+    run = load_run(args.run_dir)
+    text = run.sample(args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
+                      seed=args.seed, stop_at_eos=args.stop_at_eos)
+    from .generate import is_char_level  # noqa: PLC0415
+
+    sep = "" if is_char_level(run.prep.data) or not args.prompt or text.startswith("\n") \
+        else " "
+    print(f"{args.prompt}{sep}{text}".rstrip("\n"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export.onnx import export_run  # noqa: PLC0415
+
+    info = export_run(args.run_dir, args.output)
+    print(f"wrote {args.output}: {info}", file=sys.stderr)
+    return 0
+
+
+def _spec_or_checkpoint(args: argparse.Namespace) -> bool:
+    if args.spec is None and not args.checkpoint:
+        print(f"error: give a spec to {args.command}, or --checkpoint RUN_DIR", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .render.cli import render_command  # noqa: PLC0415
 
-    return render_command(args)
+    return render_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
     from .render.cli import gradflow_command  # noqa: PLC0415
 
-    return gradflow_command(args)
+    return gradflow_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -226,6 +273,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "predict": cmd_predict,
+            "generate": cmd_generate, "export": cmd_export,
             "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
 
 

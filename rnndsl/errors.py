@@ -169,6 +169,13 @@ class RenderError(RnnError):
     exit_code = 2
 
 
+class ExportError(RnnError):
+    """A trained network cannot be written as asked (ONNX: a layer ONNX's operators do not
+    express, or the optional `onnx` package is missing); the message says which and why."""
+
+    exit_code = 2
+
+
 class GraphvizMissing(RnnError):
     """Graphviz's ``dot`` program is not installed, so only the DOT text could be written."""
 

@@ -36,7 +36,8 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
     data, net = prep.data, prep.net
     if data.kind == "lm":
         raise DataError("predict works for taggers and classifiers; this run is a language model",
-                        hint="use `rnndsl eval RUN_DIR FILE` for perplexity")
+                        hint="use `rnndsl generate RUN_DIR` for text and "
+                             "`rnndsl eval RUN_DIR FILE` for perplexity")
     if "feats" in prep.needs and fmt != "input":
         raise DataError("this model also reads a feature column (feature_column in the spec), "
                         "which raw text does not have",

@@ -1,7 +1,8 @@
 """`rnndsl run / eval / predict`: from a checked spec to a trained model in a run directory.
 
 A run directory holds: spec.rnn (a copy), config.json (the resolved settings, absolute data
-paths), vocab.json, metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
+paths), vocab.json, vectors.npz (pretrained rows, if any), manifest.json (their digests; see
+rundir.py), metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
 ckpt/{last,best}.json + weights, and the dev predictions.
 """
 
@@ -17,11 +18,13 @@ from typing import Any
 
 import networkx as nx
 
+from . import rundir
 from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
 from .nn.network import Network
+from .rundir import VECTORS
 from .train import checkpoint
 from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
@@ -81,6 +84,7 @@ class Prepared:
     net: Network
     settings: TrainSettings
     needs: set[str]
+    vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # pretrained rows used
 
 
 def no_train_statement(spec: Any) -> SpecError:
@@ -98,7 +102,9 @@ def no_train_statement(spec: Any) -> SpecError:
 def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
             log: Callable[[str], None] = print, dtype: str = "float32",
-            limit: int | None = None) -> Prepared:
+            limit: int | None = None, vectors: Mapping[str, Any] | None = None) -> Prepared:
+    """The spec's data, network and settings. ``vocabs`` (a trained run's) skips reading the
+    training data; ``vectors`` (a run's vectors.npz) stands in for the pretrained vector files."""
     cfg = spec.train
     if cfg is None:
         raise no_train_statement(spec)
@@ -115,7 +121,12 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     pretrained = {}
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
-        if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
+        if a["kind"] == "embed" and p.get("pretrained") and vectors is not None:
+            if n not in vectors:
+                raise CheckpointError(f"the run's {VECTORS} has no rows for {n}",
+                                      hint="the run directory was edited; restore it")
+            pretrained[n] = vectors[n]
+        elif a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
             from .autodiff.backend import host_rng  # noqa: PLC0415
             from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
 
@@ -140,18 +151,20 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     net = Network(graph, data.sizes(), seed=settings.seed, dtype=dtype, backend=backend,
                   init_scale=scale, pretrained=pretrained, tag_names=tag_names,
                   counts=data.counts())
-    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph))
+    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph), pretrained)
 
 
-def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None) -> Any:
-    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides)."""
+def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None,
+                      resume: bool = False) -> Any:
+    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides).
+    A resumed run need not find its source run (it continues from its own checkpoints)."""
     if pretrained is None and chain_thaw is None:
         return spec
     if spec.train is None:
         raise no_train_statement(spec)
     changes: dict[str, Any] = {}
     if pretrained is not None:
-        if not (Path(pretrained) / "ckpt" / "best.json").exists():
+        if not resume and not (Path(pretrained) / "ckpt" / "best.json").exists():
             raise CheckpointError(f"{pretrained} is not a finished run directory",
                                   hint="give the --out folder of an earlier `rnndsl run`")
         changes["pretrained"] = str(Path(pretrained).resolve())
@@ -188,13 +201,23 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
+        rundir.verify(run_dir, conf, log)
         spec_path = Path(conf["spec_path"])
-        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
-        spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
+        # the training data must be there (resuming trains further); pretrained vectors and the
+        # run's own spec file need not: the run keeps the rows it used
+        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path),
+                         check_paths=False)
+        spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"),
+                                 resume=True)
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
-        prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
-                       epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
-                       log=log, limit=conf.get("limit"))
+        try:
+            prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
+                           epochs=epochs if epochs is not None else conf["epochs"], vocabs=None,
+                           log=log, limit=conf.get("limit"), vectors=rundir.read_vectors(run_dir))
+        except DataError as e:
+            raise DataError(e.message, span=e.span, hint=(e.hint + "; " if e.hint else "") +
+                            "--resume trains further, so it reads the training data the run's "
+                            f"spec names (relative to {spec_path.parent})") from None
         if {k: v.to_json() for k, v in prep.data.vocabs.items()} != \
                 {k: v.to_json() for k, v in vocabs.items()}:
             raise CheckpointError(f"{run_dir}: the data changed since this run started",
@@ -212,19 +235,21 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
                 "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
                 "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
                 "parameters": prep.net.parameter_count(), "limit": limit,
-                "pretrained": pretrained, "chain_thaw": chain_thaw}
+                "pretrained": pretrained, "chain_thaw": chain_thaw, "manifest": True}
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
                                                                          default=str))
         checkpoint.atomic_write_text(
             run_dir / "vocab.json",
             json.dumps({k: v.to_json() for k, v in prep.data.vocabs.items()}))
+        rundir.write_vectors(run_dir, prep.vectors)
+        rundir.write_manifest(run_dir)
     comm.barrier()
     net, cfg = prep.net, prep.cfg
     apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
     new_params = None
     if getattr(cfg, "pretrained", None):
-        new_params = transfer(net, Path(cfg.pretrained), prep.data, log if not resume else
-                              (lambda s: None))
+        new_params = pretrained_start(net, Path(cfg.pretrained), prep.data, run_dir, resume,
+                                      bool(getattr(cfg, "chain_thaw", False)), log, comm)
     if getattr(cfg, "chain_thaw", False):
         trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
         return finish(trainer, run_dir, log) if comm.is_root else {}
@@ -244,6 +269,32 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if not comm.is_root:
         return {}
     return finish(trainer, run_dir, log)
+
+
+def pretrained_start(net: Network, src: Path, data: TaskData, run_dir: Path, resume: bool,
+                     chain_thaw: bool, log: Callable[[str], None], comm: Any) -> list[str]:
+    """Start from another run's weights; the names of the parameters that stayed new are kept
+    in the run (pretrained.json), so a resumed run needs the source run no more: it continues
+    from its own checkpoints."""
+    record = run_dir / rundir.PRETRAINED
+    if resume and not src.exists():
+        new = _read_json(record).get("new") if record.exists() else None
+        if not isinstance(new, list) or not all(isinstance(k, str) for k in new):
+            raise CheckpointError(f"{src}: the run this one started from is gone, and "
+                                  f"{record} does not say which layers were new",
+                                  hint="restore the pretrained run, or restart this run")
+        first = run_dir / "stage1" / "ckpt" if chain_thaw else run_dir / "ckpt"
+        if not checkpoint.exists(first, "last"):
+            raise CheckpointError(f"{src}: the run this one started from is gone, and this "
+                                  "run stopped before its first checkpoint",
+                                  hint="restore the pretrained run, or restart this run")
+        log(f"note: {src} is gone; resuming from this run's own checkpoints")
+        return new
+    new = transfer(net, src, data, log if not resume else (lambda s: None))
+    if comm.is_root and not resume:
+        checkpoint.atomic_write_text(record, json.dumps({"source": str(src), "new": new}))
+        rundir.write_manifest(run_dir)
+    return new
 
 
 def format_profile(times: Mapping[str, float]) -> str:
@@ -390,6 +441,7 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     """Initialise from another run's best weights: same names and shapes; embedding rows by word.
 
     Returns the names of the parameters that stayed new (not found in the source run)."""
+    rundir.verify(src, _read_config(src), log)
     arrays, _ = checkpoint.load(src / "ckpt", "best")
     try:
         src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
@@ -420,12 +472,13 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     return skipped
 
 
-def load_text(text: str, path: str) -> Any:
-    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there)."""
+def load_text(text: str, path: str, check_paths: bool = True) -> Any:
+    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there; with
+    ``check_paths=False`` they need not exist)."""
     from . import lang  # noqa: PLC0415
     from .errors import SpecError  # noqa: PLC0415
 
-    checked, diags = lang.check_text(text, path)
+    checked, diags = lang.check_text(text, path, check_paths=check_paths)
     if checked is None:
         raise SpecError(diags, text)
     return checked
@@ -443,7 +496,7 @@ def _read_json(path: Path) -> dict:
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
     "spec_path": (str,), "seed": (int,), "epochs": (int,), "backend": (str, type(None)),
     "limit": (int, type(None)), "pretrained": (str, type(None)),
-    "chain_thaw": (bool, type(None)),
+    "chain_thaw": (bool, type(None)), "manifest": (bool, type(None)),
 }
 
 
@@ -469,15 +522,21 @@ def _read_config(run_dir: Path) -> dict:
 
 def load_run(run_dir: str | Path, backend: str | None = None,
              log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
-    """Rebuild a run's network from its spec copy and vocabularies and load its best weights."""
+    """Rebuild a run's network from its spec copy and vocabularies and load its best weights.
+
+    Reads nothing outside the run directory (see rundir.py); its files are checked first."""
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory",
+                              hint="give the --out folder of an earlier `rnndsl run`")
     conf = _read_config(run_dir)
+    rundir.verify(run_dir, conf, log)
     try:
         text = (run_dir / "spec.rnn").read_text("utf-8")
     except OSError:
         raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = load_text(text, conf["spec_path"])
+    spec = load_text(text, conf["spec_path"], check_paths=False)
     vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
     prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
     arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
@@ -488,6 +547,11 @@ def load_run(run_dir: str | Path, backend: str | None = None,
 def eval_file(run_dir: str | Path, path: str, backend: str | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     prep, _ = load_run(run_dir, backend, log)
+    return eval_prepared(prep, path)
+
+
+def eval_prepared(prep: Prepared, path: str) -> dict[str, Any]:
+    """Metrics of a loaded run on a file in its data's format (`rnndsl eval --json`)."""
     examples = prep.data.read_file(path)
     if not examples:
         raise DataError(f"{path}: no examples")

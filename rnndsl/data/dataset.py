@@ -129,7 +129,8 @@ class TaskData:
             return readers.read_labelled_files(list(paths), list(a.get("labels", [])),
                                                encoding=enc)
         if self.reader == "text":
-            return readers.read_text(src, eos=a.get("eos", "<eos>"), encoding=enc)
+            return readers.read_text(src, eos=a.get("eos", "<eos>"), encoding=enc,
+                                     tokens=str(a.get("tokens", "words")))
         raise DataError(f"unknown reader {self.reader!r}")
 
     def build_vocabs(self) -> dict[str, Vocab]:

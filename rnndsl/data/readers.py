@@ -434,15 +434,21 @@ def read_labelled_files(
 # language-model text
 
 
-def read_text(path: PathLike, eos: str | None = "<eos>", encoding: str = "utf-8") -> list[Example]:
+def read_text(path: PathLike, eos: str | None = "<eos>", encoding: str = "utf-8",
+              tokens: str = "words") -> list[Example]:
     """Read plain text for a language model: one Example per line, split on whitespace.
 
     `eos` is appended to every line when not None, so a blank line contributes one `eos` token
     (as the usual PTB readers count it); with eos=None blank lines are skipped.
+    tokens="chars": the tokens are the line's characters, each run of whitespace one " " and
+    none at the ends (a character-level language model).
     """
+    _choice("tokens", tokens, ("words", "chars"))
     out: list[Example] = []
     for n, line in iter_lines(path, encoding):
         words = line.split()
+        if tokens == "chars":
+            words = list(" ".join(words))
         if eos is not None:
             words.append(eos)
         elif not words:

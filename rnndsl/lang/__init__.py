@@ -68,18 +68,20 @@ __all__ = [
 
 
 def check_text(
-    text: str, path: str = "<spec>", base_dir: str | os.PathLike[str] | None = None
+    text: str, path: str = "<spec>", base_dir: str | os.PathLike[str] | None = None,
+    check_paths: bool = True,
 ) -> tuple[CheckedSpec | None, list[Diagnostic]]:
     """Parse and check a spec. Paths in it are relative to ``base_dir`` (default: the folder
     of ``path`` when that is a file name, else the current folder). Never raises for a bad spec:
-    the diagnostics (with the source attached, so ``str(d)`` shows the line) say what is wrong."""
+    the diagnostics (with the source attached, so ``str(d)`` shows the line) say what is wrong.
+    ``check_paths=False``: data paths are resolved but need not exist (a trained run's spec)."""
     if base_dir is None:
         base_dir = Path(path).parent if not path.startswith("<") else Path.cwd()
     try:
         spec = parse(text, path)
     except SpecError as e:
         return None, [replace(d, source=text) for d in e.diagnostics]
-    checked, diags = check_spec(spec, text, base_dir)
+    checked, diags = check_spec(spec, text, base_dir, check_paths)
     return checked, [replace(d, source=text) for d in diags]
 
 
@@ -89,7 +91,10 @@ def _read(path: str | os.PathLike[str]) -> tuple[str | None, Diagnostic | None]:
     except FileNotFoundError:
         return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: no such file")
     except IsADirectoryError:
-        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: a folder")
+        hint = ("a trained run directory: load it with rnndsl.load_run(path)"
+                if (Path(path) / "config.json").exists() else None)
+        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: a folder",
+                                hint=hint)
     except UnicodeDecodeError as e:
         return None, Diagnostic(
             "UnreadableFile", f"cannot read {os.fspath(path)}: not UTF-8 text ({e.reason})"

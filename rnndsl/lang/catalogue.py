@@ -374,6 +374,9 @@ READERS: dict[str, ReaderDef] = {
                 _TRAIN,
                 _DEV,
                 Param("eos", Text(), "<eos>", "the token appended to every line"),
+                Param("tokens", Enum(("words", "chars")), "words",
+                      "words: split on whitespace; chars: every character is a token (a run "
+                      "of spaces is one space token), a character-level language model"),
             ),
             (WORDS, NEXT),
             "Running text for language models, one sentence a line (PTB).",

@@ -245,9 +245,11 @@ class _Dataset:
 class Checker:
     """Checks one spec; also the value context for settings and data statements."""
 
-    def __init__(self, spec: S.Spec, base_dir: Path | None, counts_ok: bool = False):
+    def __init__(self, spec: S.Spec, base_dir: Path | None, counts_ok: bool = False,
+                 check_paths: bool = True):
         self.spec = spec
         self.base_dir = base_dir
+        self.check_paths = check_paths  # False: data files need not exist (a run's spec copy)
         self.counts_ok = counts_ok  # compile_pipeline: heads may take a class count
         self.diags: list[Diagnostic] = []
         self._seen: set[Diagnostic] = set()
@@ -887,6 +889,7 @@ class _Builder:
         self.g = GraphBuilder(name, data)
         self.data = data
         self.base_dir = checker.base_dir
+        self.check_paths = checker.check_paths
         self.counts_ok = checker.counts_ok
         self.instances: dict[str, _Out] = {}  # closed definitions, shared by every use
         self.used: list[str] = []  # definitions this graph uses, in order
@@ -1602,12 +1605,13 @@ class _Builder:
 
 
 def check_spec(
-    spec: S.Spec, source: str, base_dir: str | os.PathLike[str] | None = None
+    spec: S.Spec, source: str, base_dir: str | os.PathLike[str] | None = None,
+    check_paths: bool = True,
 ) -> tuple[CheckedSpec | None, list[Diagnostic]]:
     """Check a parsed spec. Returns the checked spec (None after any error) and the diagnostics,
-    sorted by position."""
+    sorted by position. ``check_paths=False`` resolves data paths without requiring the files."""
     base = Path(os.path.abspath(base_dir if base_dir is not None else os.getcwd()))
-    checker = Checker(spec, base)
+    checker = Checker(spec, base, check_paths=check_paths)
     try:
         result, ok = checker.check()
     except RecursionError:

@@ -63,6 +63,7 @@ class FuncValue:
 class ValueContext(Protocol):
     base_dir: FsPath | None
     counts_ok: bool  # heads may take a class count (compile_pipeline only)
+    check_paths: bool  # False: a trained run's spec copy, whose data may be elsewhere now
 
     def report(
         self, kind: str, message: str, span: Span | None, hint: str | None = None
@@ -364,7 +365,7 @@ def check_path(ctx: ValueContext, t: C.Path, expr: Str, label: str) -> Any:
     written = expr.value
     base = ctx.base_dir or FsPath.cwd()
     resolved = FsPath(os.path.normpath(os.path.join(base, written)))
-    if not t.must_exist:
+    if not t.must_exist or not ctx.check_paths:
         return str(resolved)
     if t.folder and resolved.is_dir() or not t.folder and resolved.is_file():
         return str(resolved)

@@ -444,7 +444,10 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
                 n += b.n_tokens
                 carry = ctx.final_states
             total, n = _sum_over(comm, total, n)
-            return {"perplexity": metrics.perplexity(total, n), "loss": total / max(n, 1)}
+            out = {"perplexity": metrics.perplexity(total, n), "loss": total / max(n, 1)}
+            if str(data.args.get("tokens", "words")) == "chars":  # bits per character
+                out["bpc"] = out["loss"] / math.log(2)
+            return out
         mine: dict[int, Any] = {}
         total, n = 0.0, 0
         for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs)):
@@ -510,7 +513,7 @@ def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
 
 def format_epoch(r: Mapping[str, Any]) -> str:
     parts = [f"epoch {r['epoch']}", f"train loss {r['train_loss']:.4f}"]
-    for k in ("dev_accuracy", "dev_f1", "dev_perplexity"):
+    for k in ("dev_accuracy", "dev_f1", "dev_perplexity", "dev_bpc"):
         if k in r:
             parts.append(f"{k.replace('_', ' ')} {r[k]:.2f}")
     parts.append(f"{r['tokens_per_s']:,.0f} tok/s")

@@ -1,0 +1,1 @@
+"""Writing trained networks in formats other programs read (ONNX: ``export.onnx``)."""
