@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run  # noqa: PLC0415
     from .train.loop import Interrupted  # noqa: PLC0415
-    from .train.progress import Bars, console, metrics_table  # noqa: PLC0415
+    from .train.progress import Bars, console, print_metrics  # noqa: PLC0415
 
     if not args.spec and not args.resume:
         print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
-    out.print(metrics_table("final dev metrics (best epoch)", final))
+    print_metrics(out, "final metrics (best epoch)", final)
     return 0
 
 
@@ -189,13 +189,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .run import eval_file  # noqa: PLC0415
-    from .train.progress import console, metrics_table  # noqa: PLC0415
+    from .train.progress import console, print_metrics  # noqa: PLC0415
 
     res = eval_file(args.run_dir, args.file, log=lambda s: None)
     if args.json:
         print(json.dumps(res))
     else:
-        console().print(metrics_table(f"{args.file}", res))
+        print_metrics(console(), f"{args.file}", res)
     return 0
 
 

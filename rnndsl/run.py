@@ -331,11 +331,15 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     load_weights(trainer.net, arrays)
     data = trainer.data
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
+    ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
     if data.dev:
-        ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
         dev = evaluate(trainer.net, data, data.dev, trainer.s, trainer.needs,  # rank 0 alone
                        write=run_dir / f"predictions.dev.{ext}" if ext else None)
         final.update({f"dev_{k}": v for k, v in dev.items()})
+    if data.test:  # once, with the selected weights; never used for early stopping or selection
+        test = evaluate(trainer.net, data, data.test, trainer.s, trainer.needs,
+                        write=run_dir / f"predictions.test.{ext}" if ext else None)
+        final.update({f"test_{k}": v for k, v in test.items()})
     final["epochs"] = len(trainer.state.history)
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
     checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))

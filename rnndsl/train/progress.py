@@ -70,3 +70,49 @@ def rows_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]])
     for r in rows:
         t.add_row(*[str(x) for x in r])
     return t
+
+
+_TABLES = ("per_class", "confusion", "per_type")
+
+
+def confusion_text(conf: Mapping[str, Any]) -> str:
+    """A confusion matrix as aligned plain text, rows gold, columns predicted."""
+    labels, matrix = conf["labels"], conf["matrix"]
+    first = max([len("gold"), *map(len, labels)])
+    width = max([*map(len, labels), *(len(str(c)) for row in matrix for c in row)]) + 1
+    lines = [" " * first + "".join(f"{x:>{width}}" for x in labels)]
+    lines += [f"{g:<{first}}" + "".join(f"{c:>{width}}" for c in row)
+              for g, row in zip(labels, matrix)]
+    return "\n".join(lines)
+
+
+def print_metrics(out: Console, title: str, res: Mapping[str, Any]) -> None:
+    """The numbers of ``res`` as one table, then for each split (``dev_``, ``test_`` or none)
+    its per-class table, its confusion matrix and its per-type chunk scores in conlleval's
+    layout."""
+    from .breakdown import conlleval_lines  # noqa: PLC0415
+
+    out.print(metrics_table(title, {k: v for k, v in res.items() if not isinstance(v, Mapping)}))
+    prefixes = sorted({k[: -len(t)] for k in res for t in _TABLES
+                       if k.endswith(t) and isinstance(res[k], Mapping)})
+    for pre in prefixes:
+        split = pre.rstrip("_") or title
+        per_class = res.get(f"{pre}per_class")
+        if per_class:
+            out.print(rows_table(
+                f"{split}: per class", ["label", "precision", "recall", "f1", "support"],
+                [[k, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}",
+                  v["support"]] for k, v in per_class.items()]))
+        conf = res.get(f"{pre}confusion")
+        text = confusion_text(conf) if conf else ""
+        if text and max(map(len, text.splitlines())) <= out.width:
+            out.print(f"{split}: confusion (rows gold, columns predicted)\n{text}",
+                      markup=False, highlight=False)
+        elif conf:
+            out.print(f"{split}: the confusion matrix of {len(conf['labels'])} labels is wider "
+                      "than this terminal: see --json or the run's report.html", markup=False)
+        per_type = res.get(f"{pre}per_type")
+        if per_type is not None:
+            lines = [f"{split}: chunks by type (conlleval's layout; the last column counts the "
+                     "predicted chunks)", *conlleval_lines(per_type)]
+            out.print("\n".join(lines), markup=False, highlight=False)
