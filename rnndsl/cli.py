@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only N training and dev examples, spread evenly over each file (a "
                         "language model's text: its first N lines); a quick smoke run")
+    r.add_argument("--ignore-data-errors", action="store_true",
+                   help="train even when the data checks find errors (see `check --data`)")
     r.add_argument("--workers", type=int, default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
@@ -54,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("spec")
     c.add_argument("--no-data", action="store_true",
                    help="do not read the data files (sizes shown as ?)")
+    c.add_argument("--data", action="store_true",
+                   help="also check the data: tag scheme, unseen labels, duplicates, overlap, "
+                        "balance, lengths, OOV rate (exit code 2 on a data error)")
 
     e = sub.add_parser("eval", help="evaluate a trained run on a file in the spec's format")
     e.add_argument("run_dir")
@@ -154,7 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
                     resume=args.resume, log=lambda s: out.print(s, markup=False),
                     progress=bars, limit=args.limit, pretrained=args.pretrained,
-                    chain_thaw=args.chain_thaw, profile=args.profile)
+                    chain_thaw=args.chain_thaw, profile=args.profile,
+                    ignore_data_errors=args.ignore_data_errors)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
@@ -175,6 +181,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     spec = lang.load(args.spec)
     sizes = None
+    if args.data:
+        from .data.checks import check_data_command  # noqa: PLC0415
+
+        return check_data_command(spec, print)
     if not args.no_data and spec.train is not None:
         from .run import prepare  # noqa: PLC0415
 

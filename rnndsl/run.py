@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from .autodiff.backend import to_host
+from .data.checks import check_data, enforce
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
@@ -174,8 +175,12 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None,
         limit: int | None = None, pretrained: str | None = None,
-        chain_thaw: bool | None = None, profile: bool = False) -> dict[str, Any]:
+        chain_thaw: bool | None = None, profile: bool = False,
+        ignore_data_errors: bool = False) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
+
+    The data checks (rnndsl/data/checks.py) run first: their warnings are logged, and an error
+    stops the run before anything is written unless ``ignore_data_errors``.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
     """
@@ -204,6 +209,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         spec = lang.load(str(spec_path))
         spec = override_training(spec, pretrained, chain_thaw)
         prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log, limit=limit)
+        enforce(check_data(prep.data), log, ignore_data_errors, prep.data.warnings)
         run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
                                       else ""))
     if comm.is_root and not resume:
