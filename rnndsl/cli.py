@@ -1,4 +1,5 @@
-"""The command line: rnndsl run | check | eval | predict | render | gradflow | gradcheck.
+"""The command line: rnndsl run | check | eval | report | predict | render | gradflow |
+gradcheck.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad spec or bad input, 130 interrupted (Ctrl-C).
 No Python traceback for a user's mistake unless --debug.
@@ -64,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("file")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rp = sub.add_parser("report", help="write a run's report: one self-contained HTML page")
+    rp.add_argument("run_dir")
+    rp.add_argument("-o", "--output", default=None, help="the HTML file (default "
+                    "RUN_DIR/report.html)")
 
     pr = sub.add_parser("predict", help="tag or classify raw text (one sentence per line)")
     pr.add_argument("run_dir")
@@ -209,6 +215,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report  # noqa: PLC0415
+
+    print(write_report(args.run_dir, args.output))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict  # noqa: PLC0415
 
@@ -235,7 +248,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "predict": cmd_predict,
+COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "report": cmd_report,
+            "predict": cmd_predict,
             "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
 
 

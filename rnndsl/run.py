@@ -350,35 +350,20 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
     checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))
     plot_curve(run_dir, trainer.state.history)
+    from .report import write_report  # noqa: PLC0415
+
+    try:
+        log(f"report: {write_report(run_dir)}")
+    except RnnError as e:  # the run itself is complete; say why its page is missing
+        log(f"warning: no report.html ({e.message}); `rnndsl report {run_dir}` retries")
     return final
 
 
 def plot_curve(run_dir: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    import matplotlib  # noqa: PLC0415
+    """curve.png: losses, dev metrics and the learning rate by epoch (rnndsl/report/curves.py)."""
+    from .report.curves import save_curve  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    ep = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(ep, [r["train_loss"] for r in history], "o-", label="train loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss")
-    keys = [k for k in ("dev_accuracy", "dev_f1", "dev_perplexity") if k in history[0]]
-    if keys:
-        ax2 = ax.twinx()
-        for k in keys:
-            ax2.plot(ep, [r[k] for r in history], "s--", color="tab:orange", label=k)
-        ax2.set_ylabel(", ".join(keys))
-        ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    tmp = run_dir / ".curve.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(run_dir / "curve.png")
+    save_curve(run_dir, history)
 
 
 def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:
