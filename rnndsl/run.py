@@ -190,6 +190,10 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     comm = get_comm()
     if not comm.is_root:
         log, progress = (lambda s: None), None
+    elif progress is None:  # called from Python: a live bar in a Jupyter notebook, else none
+        from .train.progress import notebook_bars  # noqa: PLC0415
+
+        progress = notebook_bars()
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)

@@ -16,8 +16,8 @@ statistic that `check --data` prints. The checks, by kind:
 - Overlap (warning): dev or test examples that also occur in train (scores then flatter);
 - Imbalance (warning): a classifier's most frequent label is 10 or more times as frequent as its
   rarest one;
-- Length (warning): sentences over 250 tokens or words over 40 characters (slow; often a
-  tokenisation problem);
+- Length (warning): sentences over 250 tokens, or words over 40 characters making 0.1% of the
+  words or more (slow; often a tokenisation problem);
 - OOV (warning over 30%): the share of dev tokens the training vocabulary lacks;
 - Balance, Lengths, OOV (info): label shares, sentence and word lengths, the OOV rate.
 """
@@ -37,6 +37,7 @@ LONG_WORD = 40  # characters
 IMBALANCE = 10.0  # most / least frequent label of a classifier
 HIGH_OOV = 30.0  # percent of dev tokens
 SHOWN = 3  # places named per finding
+RARE = 0.001  # long words below this share of the words are an info line, not a warning
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,8 @@ def check_duplicates(train: list[Example]) -> list[Finding]:
     if dups:
         a, b = dups[0]
         out.append(Finding("warning", "Duplicate",
-                           f"{_n(len(dups), 'training example')} repeat an earlier one exactly "
+                           f"{_n(len(dups), 'training example')} "
+                           f"{'repeats' if len(dups) == 1 else 'repeat'} an earlier one exactly "
                            f"(this one repeats {_place(a)})", _place(b),
                            "repeats weigh those examples more; remove them if that is not meant"))
     if conflicts:
@@ -289,7 +291,11 @@ def check_lengths(splits: dict[str, list[Example]], kind: str) -> list[Finding]:
                                "long sequences are slow to unroll and often two sentences "
                                "run together (a missing blank line)"))
         long_w = [(_place(ex), w) for ex in exs for w in ex.words if len(w) > LONG_WORD]
-        if long_w:
+        if long_w and len(long_w) < RARE * len(words):  # a few URLs: worth a line, no more
+            out.append(Finding("info", "Lengths", f"{name}: {_n(len(long_w), 'word')} over "
+                               f"{LONG_WORD} characters, e.g. {long_w[0][1][:60]!r} at "
+                               f"{long_w[0][0]}"))
+        elif long_w:
             where, w = long_w[0]
             out.append(Finding("warning", "Length",
                                f"{_n(len(long_w), name + ' word')} with more than "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,15 +24,38 @@ def console(stderr: bool = False) -> Console:
 
 
 class Bars:
-    """One progress bar per epoch: steps done, loss, tokens/s, elapsed and ETA."""
+    """Progress of each epoch: steps done, loss, tokens/s, elapsed time and ETA.
+
+    Three ways to show it, chosen from where the output goes (``enabled=None``):
+
+    - a terminal (stderr is a TTY), or a Jupyter notebook: rich's live bar (in a notebook rich
+      draws it as a widget in the cell's output);
+    - anything else (a log file, a pipe, CI): one plain line per tenth of the epoch's steps,
+      ``epoch 1/5: 120/1,200 steps (10%) | loss 1.2345 | 3,400 tok/s | 0:12 elapsed, eta 1:48``;
+    - ``enabled=False`` (``--no-progress``): nothing.
+    """
+
+    LINES_PER_EPOCH = 10
 
     def __init__(self, out: Console | None = None, enabled: bool | None = None):
         self.console = out or console()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        if enabled is False:
+            self.mode = "off"
+        elif enabled is True or sys.stderr.isatty() or self.console.is_jupyter:
+            self.mode = "bar"
+        else:
+            self.mode = "lines"
+        self.enabled = self.mode != "off"
         self._progress: Progress | None = None
+        self._line: dict[str, Any] | None = None
 
     def start(self, description: str, total: int, done: int = 0) -> Any:
-        if not self.enabled:
+        if self.mode == "lines":
+            every = max(1, -(-total // self.LINES_PER_EPOCH))
+            self._line = {"description": description, "total": total, "done": done,
+                          "every": every, "t0": time.monotonic(), "start": done}
+            return self._line
+        if self.mode != "bar":
             return None
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -45,13 +69,45 @@ class Bars:
                                        rate=0.0)
 
     def advance(self, task: Any, loss: float, rate: float) -> None:
+        if self.mode == "lines" and task is not None:
+            task["done"] += 1
+            done, total = task["done"], task["total"]
+            if done % task["every"] == 0 or done == total:
+                self.console.print(progress_line(task, loss, rate, time.monotonic()),
+                                   markup=False, highlight=False)
+            return
         if self._progress is not None and task is not None:
             self._progress.update(task, advance=1, loss=loss, rate=rate)
 
     def stop(self) -> None:
+        self._line = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def notebook_bars() -> Bars | None:
+    """Progress bars for a run started from Python inside Jupyter; None elsewhere."""
+    c = console()
+    return Bars(c) if c.is_jupyter else None
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_line(task: Mapping[str, Any], loss: float, rate: float, now: float) -> str:
+    """One plain progress line of the 'lines' mode."""
+    done, total = task["done"], task["total"]
+    elapsed = now - task["t0"]
+    steps_here = done - task["start"]
+    eta = elapsed / steps_here * (total - done) if steps_here else 0.0
+    pct = 100 * done // max(total, 1)
+    return (f"{task['description']}: {done:,}/{total:,} steps ({pct}%) | loss {loss:.4f} | "
+            f"{rate:,.0f} tok/s | {_clock(elapsed)} elapsed, eta {_clock(eta)}")
 
 
 def metrics_table(title: str, rows: Mapping[str, Any]) -> Table:
