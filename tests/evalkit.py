@@ -32,8 +32,12 @@ def write_conll(path: Path, sents: list[list[tuple[str, str]]]) -> Path:
     return path
 
 
+CHAR_MODEL = ("w = embed(ner.words, d=8)\nc = embed(ner.chars, d=4) |> bilstm(d=4) |> last\n"
+              "tagger = concat(w, c) |> bilstm(d=8) |> softmax(ner.tags)")
+
+
 def ner_spec(tmp: Path, n_train: int = 60, epochs: int = 2, head: str = "softmax",
-             extra_data: str = "", test: bool = True) -> Path:
+             extra_data: str = "", test: bool = True, model: str = "") -> Path:
     write_conll(tmp / "train.txt", ner_sentences(n_train, 1))
     write_conll(tmp / "dev.txt", ner_sentences(20, 2))
     write_conll(tmp / "test.txt", ner_sentences(20, 3))
@@ -41,8 +45,9 @@ def ner_spec(tmp: Path, n_train: int = 60, epochs: int = 2, head: str = "softmax
     spec = tmp / "ner.rnn"
     spec.write_text(
         f'data ner = conll(train="train.txt", dev="dev.txt"{t}, scheme=bio{extra_data})\n'
-        f"tagger = embed(ner.words, d=8) |> bilstm(d=8) |> {head}(ner.tags)\n"
-        f"train tagger on ner {{ optimizer = adam(lr=0.02); epochs = {epochs}; batch = 8; "
+        + (model + "\n" if model else
+           f"tagger = embed(ner.words, d=8) |> bilstm(d=8) |> {head}(ner.tags)\n")
+        + f"train tagger on ner {{ optimizer = adam(lr=0.02); epochs = {epochs}; batch = 8; "
         "seed = 1 }\n")
     return spec
 

@@ -126,3 +126,13 @@ def test_curve_panels_have_distinct_series_and_integer_epochs():
         colours = [line.get_color() for line in ax.get_lines()]
         assert len(set(colours)) == len(colours) == len(ss)
         plt.close(fig)
+
+
+def test_a_nested_model_gets_a_note_instead_of_the_unrolled_picture(tmp_path):
+    # a character encoder inside each word: the unrolled picture draws one level only
+    spec = evalkit.ner_spec(tmp_path, epochs=1, model=evalkit.CHAR_MODEL, test=False)
+    run(spec, out=str(tmp_path / "r"), log=lambda s: None)
+    page = (tmp_path / "r" / "report.html").read_text("utf-8")
+    unrolled = page[page.index('<section id="unrolled">'):]
+    assert "the unrolled picture could not be drawn" in unrolled and "<img" not in unrolled
+    assert page.count('src="data:image/svg+xml;base64,') == 3

@@ -45,9 +45,9 @@ nav { display: flex; flex-wrap: wrap; gap: 6px 14px; margin: 8px 0 4px; }
 nav a { color: var(--accent); text-decoration: none; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px;
   margin: 14px 0; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 8px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(124px, 1fr)); gap: 8px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
-.card b { display: block; font-size: 1.3rem; }
+.card b { display: block; font-size: 1.2rem; white-space: nowrap; }
 .card span { color: var(--muted); font-size: 0.85rem; }
 pre { background: #f4f4f6; padding: 10px; border-radius: 6px; overflow-x: auto; font-size: 12.5px;
   line-height: 1.35; margin: 0; }
