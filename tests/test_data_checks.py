@@ -208,3 +208,13 @@ def test_check_data_command(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "error[DataError]: 1 data error (above)" in p.stderr and "--ignore-data-errors" in \
         p.stderr
+
+
+def test_a_few_long_words_are_an_info_line_not_a_warning():
+    rows = [f"{'pos' if i % 2 else 'neg'} film {i} was fine and good" for i in range(300)]
+    rows.append("neg see http://example.com/a/very/long/address/of/a/page.html now")
+    lines("train.txt", *rows)
+    assert findings("classification", train="train.txt") == []
+    assert "info[Lengths]: train: 1 word over 40 characters, e.g. " \
+           "'http://example.com/a/very/long/address/of/a/page.html' at train.txt:301" in \
+           infos("classification", train="train.txt")
