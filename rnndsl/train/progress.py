@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -28,9 +29,10 @@ class Bars:
 
     Three ways to show it, chosen from where the output goes (``enabled=None``):
 
-    - a terminal (stderr is a TTY), or a Jupyter notebook: rich's live bar (in a notebook rich
-      draws it as a widget in the cell's output);
-    - anything else (a log file, a pipe, CI): one plain line per tenth of the epoch's steps,
+    - a terminal (stderr is a TTY), or a Jupyter notebook with ipywidgets (the `notebook`
+      extra): rich's live bar (in a notebook a widget in the cell's output);
+    - anything else (a log file, a pipe, CI, a notebook without ipywidgets): one plain line per
+      tenth of the epoch's steps,
       ``epoch 1/5: 120/1,200 steps (10%) | loss 1.2345 | 3,400 tok/s | 0:12 elapsed, eta 1:48``;
     - ``enabled=False`` (``--no-progress``): nothing.
     """
@@ -41,7 +43,8 @@ class Bars:
         self.console = out or console()
         if enabled is False:
             self.mode = "off"
-        elif enabled is True or sys.stderr.isatty() or self.console.is_jupyter:
+        elif enabled is True or sys.stderr.isatty() or (self.console.is_jupyter
+                                                         and _has_widgets()):
             self.mode = "bar"
         else:
             self.mode = "lines"
@@ -84,6 +87,11 @@ class Bars:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def _has_widgets() -> bool:
+    """rich draws a live bar in Jupyter through ipywidgets (the `notebook` extra)."""
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def notebook_bars() -> Bars | None:
