@@ -57,6 +57,37 @@ def test_labels_only_dev_has_come_after_the_known_ones():
     assert r["per_class"]["new"]["support"] == 1 and r["per_class"]["new"]["recall"] == 0.0
 
 
+def conlleval_expected(name):
+    """conlleval.pl's printed numbers: overall (p, r, f) and type -> (p, r, f, found)."""
+    lines = (FIXTURES / f"{name}.expected").read_text().splitlines()
+    pattern = r"\s*(\S+): precision:\s*([\d.]+)%; recall:\s*([\d.]+)%; FB1:\s*([\d.]+)\s+(\d+)"
+    per_type = {}
+    for line in lines[2:]:
+        kind, p, r, f, found = re.fullmatch(pattern, line).groups()
+        per_type[kind] = (float(p), float(r), float(f), int(found))
+    overall = re.search(r"precision:\s*([\d.]+)%; recall:\s*([\d.]+)%; FB1:\s*([\d.]+)",
+                        lines[1]).groups()
+    return tuple(map(float, overall)), per_type
+
+
+def test_per_type_scores_of_a_ner_fixture_equal_conlleval_pl():
+    # IOB1 and IOB2 gold, chunks predicted wrong in every way (fixtures/README.md)
+    path = FIXTURES / "conlleval_ner.txt"
+    gold = [e.tags for e in read_conll(path, tag_column=1)]
+    pred = [e.tags for e in read_conll(path, tag_column=2)]
+    overall, expected = conlleval_expected("conlleval_ner")
+    rep = tagging_report(gold, pred, spans=span_f1(gold, pred, scheme="iob1"))
+    assert sorted(rep["per_type"]) == sorted(expected) == ["LOC", "MISC", "ORG", "PER"]
+    for kind, (p, r, f, found) in expected.items():
+        t = rep["per_type"][kind]
+        assert (round(t["precision"], 2), round(t["recall"], 2), round(t["f1"], 2),
+                t["predicted"]) == (p, r, f, found), kind
+    assert (round(rep["precision"], 2), round(rep["recall"], 2), round(rep["f1"], 2)) == overall
+    assert sum(t["support"] for t in rep["per_type"].values()) == 141  # conlleval's "phrases"
+    assert span_f1(gold, pred).table() == \
+        (FIXTURES / "conlleval_ner.expected").read_text().rstrip("\n")
+
+
 def test_per_type_scores_equal_conlleval_pl_output():
     # conlleval_input.expected is what conlleval.pl printed for the input (fixtures/README.md)
     path = FIXTURES / "conlleval_input.txt"
