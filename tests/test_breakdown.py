@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import evalkit
 import pytest
 
-import evalkit
 from rnndsl.data import read_conll
 from rnndsl.run import run
 from rnndsl.train.breakdown import class_report, epoch_lines, span_report, tagging_report

@@ -8,10 +8,10 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 import evalkit
+import pytest
 from browser import Browser, find_chromium
+
 from rnndsl.report import build_report
 from rnndsl.report.curves import panels
 from rnndsl.run import run

@@ -277,8 +277,9 @@ def check_lengths(splits: dict[str, list[Example]], kind: str) -> list[Finding]:
             continue
         words = [len(w) for ex in exs for w in ex.words]
         out.append(Finding("info", "Lengths",
-                           f"{name}: {_n(len(exs), 'example')}, {_n(sum(lens), 'token')}; tokens per "
-                           f"example min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}"
+                           f"{name}: {_n(len(exs), 'example')}, {_n(sum(lens), 'token')}; "
+                           f"tokens per example min {lens[0]}, median {lens[len(lens) // 2]}, "
+                           f"max {lens[-1]}"
                            + (f"; characters per word max {max(words)}" if words else "")))
         if kind == "lm":
             continue
@@ -385,4 +386,5 @@ def check_data_command(spec: object, out: Callable[[str], None]) -> int:
     return 2 if n_err else 0
 
 
-__all__ = ["Finding", "check_data", "check_data_command", "enforce", "scheme_violation", "scheme_violations"]
+__all__ = ["Finding", "check_data", "check_data_command", "enforce", "scheme_violation",
+           "scheme_violations"]

@@ -20,7 +20,6 @@ never predicted is 0, as conlleval has it.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
