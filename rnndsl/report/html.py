@@ -60,6 +60,8 @@ thead th { border-bottom: 2px solid var(--fg); }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(290px, 1fr)); gap: 10px; }
 .plots figure { margin: 0; }
 img { max-width: 100%; height: auto; display: block; }
+.wide { overflow-x: auto; }
+.wide img { min-width: 640px; }  /* a phone pans the unrolled network instead of shrinking it */
 figcaption { color: var(--muted); font-size: 0.85rem; }
 .heat td { text-align: center; min-width: 2.6em; }
 .heat th.col { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left;
@@ -315,7 +317,8 @@ def predictions_section(kind: str, tagged: list | None, classified: list | None,
 def unrolled_section(svg: str | None, sentence: str, note: str) -> str:
     if svg:
         body = (f"<p class=\"legend\">the trained network unrolled over the dev sentence "
-                f"“{E(sentence)}” (layer level)</p>{_img(svg, 'unrolled network')}")
+                f"“{E(sentence)}” (layer level)</p>"
+                f'<div class="wide">{_img(svg, "unrolled network")}</div>')
     else:
         body = f'<p class="note">{E(note)}</p>'
     return section("unrolled", "The network unrolled over a dev sentence", body)
