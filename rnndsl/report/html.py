@@ -117,12 +117,23 @@ def _read_json(path: Path) -> Any:
 
 
 def _history(run_dir: Path) -> list[dict]:
+    """The epoch records: metrics.jsonl, else (a chain-thaw run, whose epochs ran in its stage
+    folders) the history its last checkpoint keeps."""
     path = run_dir / "metrics.jsonl"
     rows = []
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        return []
+        try:
+            meta = json.loads((run_dir / "ckpt" / "last.json").read_text("utf-8"))
+            history = meta["state"]["history"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        if not isinstance(history, list):
+            return []
+        rows = [r for r in history if isinstance(r, dict) and type(r.get("epoch")) is int]
+        # the stages count their epochs from 1 each: the curves count on across them
+        return [{**r, "epoch": k + 1} for k, r in enumerate(rows)]
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
