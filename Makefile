@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test deps dot cxx clean
+.PHONY: demo test deps dot cxx chromium clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,11 +19,15 @@ $(VENV)/.deps: $(BIN)/python pyproject.toml
 dot:
 	@command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "could not install graphviz; pictures fall back to DOT files"
 
+# headless Chromium: tests/test_report.py opens report.html in it (tests/browser.py)
+chromium:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null) || echo "could not install chromium-headless-shell; the browser test of the report will be skipped"
+
 # a C++ compiler: tests/test_fused_gpu.py compiles the GPU kernels' bodies to test them on the host
 cxx:
 	@command -v c++ >/dev/null || (apt-get update -qq && apt-get install -y -qq g++ >/dev/null) || echo "could not install g++"
 
-deps: $(VENV)/.deps dot cxx
+deps: $(VENV)/.deps dot cxx chromium
 
 demo: deps
 	$(BIN)/rnndsl run specs/pos_tagger.rnn

@@ -1,5 +1,5 @@
-"""The command line: rnndsl run | check | eval | predict | generate | export | render | gradflow |
-gradcheck.
+"""The command line: rnndsl run | check | eval | report | predict | generate | export | render |
+gradflow | gradcheck.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad spec or bad input, 130 interrupted (Ctrl-C).
 No Python traceback for a user's mistake unless --debug.
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only N training and dev examples, spread evenly over each file (a "
                         "language model's text: its first N lines); a quick smoke run")
+    r.add_argument("--ignore-data-errors", action="store_true",
+                   help="train even when the data checks find errors (see `check --data`)")
     r.add_argument("--workers", type=int, default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
@@ -55,11 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("spec")
     c.add_argument("--no-data", action="store_true",
                    help="do not read the data files (sizes shown as ?)")
+    c.add_argument("--data", action="store_true",
+                   help="also check the data: tag scheme, unseen labels, duplicates, overlap, "
+                        "balance, lengths, OOV rate (exit code 2 on a data error)")
 
     e = sub.add_parser("eval", help="evaluate a trained run on a file in the spec's format")
     e.add_argument("run_dir")
     e.add_argument("file")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    rp = sub.add_parser("report", help="write a run's report: one self-contained HTML page")
+    rp.add_argument("run_dir")
+    rp.add_argument("-o", "--output", default=None, help="the HTML file (default "
+                    "RUN_DIR/report.html)")
 
     pr = sub.add_parser("predict", help="tag or classify raw text (one sentence per line)")
     pr.add_argument("run_dir")
@@ -152,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import run  # noqa: PLC0415
     from .train.loop import Interrupted  # noqa: PLC0415
-    from .train.progress import Bars, console, metrics_table  # noqa: PLC0415
+    from .train.progress import Bars, console, print_metrics  # noqa: PLC0415
 
     if not args.spec and not args.resume:
         print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
@@ -172,11 +182,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         final = run(args.spec, out=args.out, epochs=args.epochs, seed=args.seed,
                     resume=args.resume, log=lambda s: out.print(s, markup=False),
                     progress=bars, limit=args.limit, pretrained=args.pretrained,
-                    chain_thaw=args.chain_thaw, profile=args.profile)
+                    chain_thaw=args.chain_thaw, profile=args.profile,
+                    ignore_data_errors=args.ignore_data_errors)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
-    out.print(metrics_table("final dev metrics (best epoch)", final))
+    print_metrics(out, "final metrics (best epoch)", final)
     return 0
 
 
@@ -193,6 +204,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     spec = lang.load(args.spec)
     sizes = None
+    if args.data:
+        from .data.checks import check_data_command  # noqa: PLC0415
+
+        return check_data_command(spec, print)
     if not args.no_data and spec.train is not None:
         from .run import prepare  # noqa: PLC0415
 
@@ -207,13 +222,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .run import eval_file  # noqa: PLC0415
-    from .train.progress import console, metrics_table  # noqa: PLC0415
+    from .train.progress import console, print_metrics  # noqa: PLC0415
 
     res = eval_file(args.run_dir, args.file, log=lambda s: None)
     if args.json:
         print(json.dumps(res))
     else:
-        console().print(metrics_table(f"{args.file}", res))
+        print_metrics(console(), f"{args.file}", res)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report  # noqa: PLC0415
+
+    print(write_report(args.run_dir, args.output))
     return 0
 
 
@@ -272,8 +294,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "predict": cmd_predict,
-            "generate": cmd_generate, "export": cmd_export,
+COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "report": cmd_report,
+            "predict": cmd_predict, "generate": cmd_generate, "export": cmd_export,
             "render": cmd_render, "gradflow": cmd_gradflow, "gradcheck": cmd_gradcheck}
 
 

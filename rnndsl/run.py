@@ -20,6 +20,7 @@ import networkx as nx
 
 from . import rundir
 from .autodiff.backend import to_host
+from .data.checks import check_data, enforce
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
@@ -187,8 +188,12 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None,
         limit: int | None = None, pretrained: str | None = None,
-        chain_thaw: bool | None = None, profile: bool = False) -> dict[str, Any]:
+        chain_thaw: bool | None = None, profile: bool = False,
+        ignore_data_errors: bool = False) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
+
+    The data checks (rnndsl/data/checks.py) run first: their warnings are logged, and an error
+    stops the run before anything is written unless ``ignore_data_errors``.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
     """
@@ -198,6 +203,10 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     comm = get_comm()
     if not comm.is_root:
         log, progress = (lambda s: None), None
+    elif progress is None:  # called from Python: a live bar in a Jupyter notebook, else none
+        from .train.progress import notebook_bars  # noqa: PLC0415
+
+        progress = notebook_bars()
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
@@ -227,6 +236,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         spec = lang.load(str(spec_path))
         spec = override_training(spec, pretrained, chain_thaw)
         prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log, limit=limit)
+        enforce(check_data(prep.data), log, ignore_data_errors, prep.data.warnings)
         run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
                                       else ""))
     if comm.is_root and not resume:
@@ -382,44 +392,33 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     load_weights(trainer.net, arrays)
     data = trainer.data
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
+    ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
     if data.dev:
-        ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
         dev = evaluate(trainer.net, data, data.dev, trainer.s, trainer.needs,  # rank 0 alone
                        write=run_dir / f"predictions.dev.{ext}" if ext else None)
         final.update({f"dev_{k}": v for k, v in dev.items()})
+    if data.test:  # once, with the selected weights; never used for early stopping or selection
+        test = evaluate(trainer.net, data, data.test, trainer.s, trainer.needs,
+                        write=run_dir / f"predictions.test.{ext}" if ext else None)
+        final.update({f"test_{k}": v for k, v in test.items()})
     final["epochs"] = len(trainer.state.history)
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
     checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))
     plot_curve(run_dir, trainer.state.history)
+    from .report import write_report  # noqa: PLC0415
+
+    try:
+        log(f"report: {write_report(run_dir)}")
+    except RnnError as e:  # the run itself is complete; say why its page is missing
+        log(f"warning: no report.html ({e.message}); `rnndsl report {run_dir}` retries")
     return final
 
 
 def plot_curve(run_dir: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    import matplotlib  # noqa: PLC0415
+    """curve.png: losses, dev metrics and the learning rate by epoch (rnndsl/report/curves.py)."""
+    from .report.curves import save_curve  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    ep = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(ep, [r["train_loss"] for r in history], "o-", label="train loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss")
-    keys = [k for k in ("dev_accuracy", "dev_f1", "dev_perplexity") if k in history[0]]
-    if keys:
-        ax2 = ax.twinx()
-        for k in keys:
-            ax2.plot(ep, [r[k] for r in history], "s--", color="tab:orange", label=k)
-        ax2.set_ylabel(", ".join(keys))
-        ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    tmp = run_dir / ".curve.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(run_dir / "curve.png")
+    save_curve(run_dir, history)
 
 
 def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:

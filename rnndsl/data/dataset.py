@@ -75,15 +75,21 @@ class TaskData:
         self.lowercase = bool(self.args.get("lowercase", False))
         self.train: list[readers.Example] = []
         self.dev: list[readers.Example] = []
+        self.test: list[readers.Example] = []  # scored once at the end, never for selection
         self.warnings: list[str] = []
         if read_train:
             self.train = self.subset(self.read_split("train"), limit)
             if self.args.get("dev") is not None or reader == "synthetic":
                 self.dev = self.subset(self.read_split("dev"), limit)
+            if self.args.get("test") is not None:
+                self.test = self.subset(self.read_split("test"), limit)
         self.vocabs: dict[str, Vocab] = dict(vocabs) if vocabs else self.build_vocabs()
         if self.train and self.dev and self.kind != "lm":
             self.warnings += readers.check_labels(
                 self.train, self.dev, "tags" if self.kind == "tagging" else "label")
+        if self.train and self.test and self.kind != "lm":
+            self.warnings += readers.check_labels(
+                self.train, self.test, "tags" if self.kind == "tagging" else "label", "test")
 
     def subset(self, examples: list[readers.Example], limit: int | None
                ) -> list[readers.Example]:

@@ -461,8 +461,10 @@ def read_text(path: PathLike, eos: str | None = "<eos>", encoding: str = "utf-8"
 # checks across splits
 
 
-def check_labels(train: Sequence[Example], dev: Sequence[Example], what: str = "tags") -> list[str]:
-    """Warnings for tags (or labels) in `dev` that `train` never has, at their first dev place."""
+def check_labels(train: Sequence[Example], dev: Sequence[Example], what: str = "tags",
+                 split: str = "dev") -> list[str]:
+    """Warnings for tags (or labels) in `dev` (or the `split` named) that `train` never has, at
+    their first place there."""
     _choice("what", what, ("tags", "label"))
 
     def labels_of(ex: Example) -> Sequence[str]:
@@ -484,6 +486,6 @@ def check_labels(train: Sequence[Example], dev: Sequence[Example], what: str = "
         times = "once" if count[lab] == 1 else f"{count[lab]} times"
         warnings.append(
             f"{ex.source}:{ex.line}: {noun} {lab!r} never occurs in the training data "
-            f"({times} in dev)"
+            f"({times} in {split})"
         )
     return warnings

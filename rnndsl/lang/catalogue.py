@@ -288,6 +288,9 @@ FEATS = FieldDef("feats", "tokens", 1, "an extra input column per token, e.g. th
 
 _TRAIN = Param("train", Path(), doc="training file")
 _DEV = Param("dev", OneOf((Path(), Nothing())), None, "development file (metrics, early stopping)")
+_TEST = Param("test", OneOf((Path(), Nothing())), None,
+               "test file: scored once at the end with the selected weights, reported apart "
+               "from dev; never used for early stopping or selection")
 _LOWER = Param("lowercase", Bool(), False, "lowercase the words")
 _ENCODING = Param("encoding", Encoding(), "utf-8", "text encoding of the files")
 
@@ -299,6 +302,7 @@ READERS: dict[str, ReaderDef] = {
             (
                 _TRAIN,
                 _DEV,
+                _TEST,
                 Param("tags", Enum(("upos", "xpos")), "upos", "which tag column to predict"),
                 _LOWER,
                 Param("min_count", Int(POSITIVE_INT), 1, "words seen fewer times become `<unk>`"),
@@ -313,6 +317,7 @@ READERS: dict[str, ReaderDef] = {
             (
                 _TRAIN,
                 _DEV,
+                _TEST,
                 Param("word_column", Int(), 0, "column of the word (0-based)"),
                 Param("tag_column", Int(), -1, "column of the tag; negative counts from the end"),
                 Param(
@@ -340,6 +345,7 @@ READERS: dict[str, ReaderDef] = {
             (
                 _TRAIN,
                 _DEV,
+                _TEST,
                 Param(
                     "format",
                     Enum(("lines", "tsv", "csv")),
@@ -360,6 +366,8 @@ READERS: dict[str, ReaderDef] = {
             (
                 Param("train", ListOf(Path(), 1), doc="one training file per label"),
                 Param("dev", OneOf((ListOf(Path(), 1), Nothing())), None, "one dev file per label"),
+                Param("test", OneOf((ListOf(Path(), 1), Nothing())), None,
+                      "one test file per label (scored once at the end, never for selection)"),
                 Param("labels", ListOf(Text(), 1), doc="the label of each file, in order"),
                 _ENCODING,
                 _LOWER,
@@ -373,6 +381,7 @@ READERS: dict[str, ReaderDef] = {
             (
                 _TRAIN,
                 _DEV,
+                _TEST,
                 Param("eos", Text(), "<eos>", "the token appended to every line"),
                 Param("tokens", Enum(("words", "chars")), "words",
                       "words: split on whitespace; chars: every character is a token (a run "

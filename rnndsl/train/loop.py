@@ -27,7 +27,7 @@ from ..errors import CheckpointError, TrainingError
 from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
-from . import checkpoint, metrics
+from . import breakdown, checkpoint, metrics
 from .distributed import LocalComm, allreduce_grads
 from .optim import Optimizer, clip_grad_norm
 
@@ -306,9 +306,9 @@ class Trainer:
                       **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
             st.history.append(record)
             if self.comm.is_root:
-                checkpoint.atomic_write_text(
-                    self.run_dir / "metrics.jsonl",
-                    "".join(json.dumps(r) + "\n" for r in st.history))
+                checkpoint.atomic_write_text(self.run_dir / "metrics.jsonl", breakdown.epoch_lines(
+                    self.run_dir / "metrics.jsonl", st.history,
+                    {f"dev_{k}": v for k, v in dev.items() if isinstance(v, dict)}))
                 self.log(format_epoch(record))
             improved = self.track(dev)
             st.epoch += 1
@@ -466,9 +466,11 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         pred_tags = [[names[k] for k in p] for p in preds]
         gold = [list(ex.tags) for ex in examples]
         out["accuracy"] = 100.0 * metrics.accuracy(pred_tags, gold)
+        sc = None
         if data.scheme != "none":
             sc = metrics.span_f1(gold, pred_tags, scheme=data.scheme)
             out.update(f1=sc.f1, precision=sc.precision, recall=sc.recall)
+        out.update(breakdown.tagging_report(gold, pred_tags, names, sc))
         if write:
             write_tagged(write, examples, pred_tags)
     else:
@@ -476,6 +478,7 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         labels = [names[int(k)] for k in preds]
         gold = [ex.label for ex in examples]
         out["accuracy"] = 100.0 * sum(p == g for p, g in zip(labels, gold)) / max(len(gold), 1)
+        out.update(breakdown.class_report(gold, labels, names))
         if write:
             lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")
