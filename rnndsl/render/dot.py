@@ -335,12 +335,14 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def write(dg: graphviz.Digraph, path: str | os.PathLike) -> Path:
-    """Write ``dg`` as DOT, SVG, PNG or PDF (by the file extension); returns the path written.
+def write(dg: Any, path: str | os.PathLike) -> Path:
+    """Write ``dg`` (a graphviz.Digraph or a Picture) as DOT, SVG, PNG or PDF (by the file
+    extension); returns the path written.
 
     Raises GraphvizMissing (after writing FILE.dot) when a picture format is asked for and
     Graphviz's ``dot`` is not installed.
     """
+    dg = getattr(dg, "digraph", dg)  # a Picture
     path = Path(path)
     fmt = output_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)

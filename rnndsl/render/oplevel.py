@@ -30,6 +30,9 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
     graph = tr.net.graph
     ids = sorted(graph.nodes, key=len, reverse=True)
     rng = fold_range(tr.n, steps, "op")
+    # each recurrent layer folds by its own step count (a character encoder's steps are the
+    # characters of the longest word, a span model's outer layer runs over the spans)
+    ranges = {k: fold_range(lt.steps, steps, "op") for k, lt in tr.layers.items()}
     G = nx.DiGraph(
         layout="dot",
         rankdir="LR",
@@ -48,7 +51,8 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
     for node in tr.tape:
         owner = owner_of(node.scope, ids)
         step = _step_of(node.scope, owner)
-        if owner in tr.layers and step is not None and rng and rng[0] <= step < rng[1]:
+        lrng = ranges.get(owner) if owner is not None else None
+        if owner in tr.layers and step is not None and lrng and lrng[0] <= step < lrng[1]:
             name = f"{owner}.fold"
             names[id(node)] = name
             fold_ops[name] = fold_ops.get(name, 0) + 1
@@ -64,7 +68,7 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
             cluster = owner if step is None or owner not in tr.layers else f"{owner}/t{step}"
             G.graph["clusters"].setdefault(owner, esc(graph.nodes[owner].get("label") or owner))
             if step is not None and owner in tr.layers:
-                G.graph["clusters"][cluster] = f"t={step}"
+                G.graph["clusters"][cluster] = _step_title(tr, owner, step)
         kind = "stepop" if step is not None and owner in tr.layers else "op"
         label = f'{esc(node.op)}<BR/><FONT POINT-SIZE="7">{_shape(node)}</FONT>'
         norm = None
@@ -82,7 +86,7 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
             tooltip=f"{node.op} in scope {node.scope or '(none)'}",
         )
     for name, count in fold_ops.items():
-        a, b = rng
+        a, b = ranges[name[: -len(".fold")]]
         G.nodes[name]["label"] = (
             f'⋯ steps {a}…{b - 1} ⋯<BR/><FONT POINT-SIZE="8">{b - a} steps, {count} ops</FONT>'
         )
@@ -127,11 +131,26 @@ def _carry_index(tr: Trace) -> dict[int, tuple[str, int, int]]:
     return out
 
 
+def _step_title(tr: Trace, layer: str, step: int) -> str:
+    """t=k; for a nested layer also the items its step reads (one per inner sequence)."""
+    lt = tr.layers[layer]
+    if not lt.nested:
+        return f"t={step}"
+    return f"t={step}" + (
+        '<BR/><FONT POINT-SIZE="7">all inner sequences at once (one column each)</FONT>'
+    )
+
+
 def _norm_label(tr: Trace, where: tuple[str, int, int]) -> tuple[str, float]:
     layer, k, j = where
     lt = tr.layers[layer]
     part = lt.module.cell.carries[j]
-    vals = [tr.norm(layer, d, lt.position(d, k), j) for d in range(lt.D)]
+    if lt.nested:  # the norm over all inner sequences (columns) of the step
+        vals = [
+            math.sqrt(float((tr.inner_norms[layer][d, :, k, j] ** 2).sum())) for d in range(lt.D)
+        ]
+    else:
+        vals = [tr.norm(layer, d, lt.position(d, k), j) for d in range(lt.D)]
     text = " ".join(
         f"{DIRECTIONS[d] if lt.D == 2 else ''} {fmt_norm(v)}".strip() for d, v in enumerate(vals)
     )

@@ -320,22 +320,38 @@ def _set_given_targets(net: Network, src: Source, targets: Any, data: Any = None
     def index(t: Any) -> int:
         if isinstance(t, str):
             if names is None or t not in names:
-                raise RenderError(f"unknown gold label {t!r}")
+                known = list(names.tokens) if names is not None else []
+                raise RenderError(
+                    f"unknown gold label {t!r}",
+                    hint=("the labels of this model are: " + " ".join(known))
+                    if known
+                    else "give class indices: this network has no label names",
+                )
             return names.index(t)
         return int(t)
 
     if per_position:
         seq = list(targets) if not isinstance(targets, str) else targets.split()
         if len(seq) != n:
-            raise RenderError(f"{len(seq)} gold tags for {n} words")
+            raise RenderError(
+                f"{len(seq)} gold tags for {n} words ({' '.join(src.words)})",
+                hint="give one tag per word, e.g. --labels \"" + " ".join(["TAG"] * n) + '"',
+            )
         ids = Bk.host.asarray([index(t) for t in seq], dtype=Bk.host.int64)
         src.targets = xp.asarray(ids[:, None])
         src.valid = xp.asarray(Bk.host.ones((n, 1), dtype=bool))
         src.gold = tuple(str(t) for t in seq)
     else:
+        if not isinstance(targets, (str, int)) and len(list(targets)) != 1:
+            raise RenderError(
+                "this model predicts one label per sentence: give one label",
+                hint="e.g. --label pos",
+            )
+        if not isinstance(targets, (str, int)):
+            targets = list(targets)[0]
         src.targets = xp.asarray(Bk.host.asarray([index(targets)], dtype=Bk.host.int64))
         src.gold = str(targets)
-    src.gold_note = "gold labels given"
+    src.gold_note = "the gold labels given"
 
 
 def _output_depth(net: Network) -> int | None:
