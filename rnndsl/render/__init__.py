@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import graphviz
 import networkx as nx
 
 from ..nn.network import Network
@@ -212,8 +211,7 @@ def model(what: Any, title: str | None = None, checkpoint: str | None = None) ->
     target = load_target(what, checkpoint)
     if title is None and not isinstance(what, Network):
         title = (
-            f"<B>{esc(target.name)}</B>: model graph, "
-            f"{target.net.parameter_count():,} parameters"
+            f"<B>{esc(target.name)}</B>: model graph, {target.net.parameter_count():,} parameters"
         )
     G = model_graph(target.net)
     return Picture(to_graphviz(G, title=title), G)

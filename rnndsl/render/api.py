@@ -119,7 +119,8 @@ def load_target(
     if not path.is_file():
         raise RenderError(
             f"no spec file {spec}",
-            hint='give a .rnn file, a run directory, or a pipeline in quotes like "srnn(d=8) |> last"',
+            hint="give a .rnn file, a run directory, or a pipeline in quotes like "
+            '"srnn(d=8) |> last"',
         )
     from .. import lang  # noqa: PLC0415
     from ..run import prepare  # noqa: PLC0415

@@ -29,8 +29,8 @@ import networkx as nx
 from ..autodiff.backend import host, to_host
 from ..nn.module import NestedValue, TokenValue
 from ..nn.network import ordered_inputs
-from .layout import DX
 from .labels import esc, fmt_norm, small, sub
+from .layout import DX
 from .tape import DIRECTIONS, RenderError, Trace
 from .templates import template
 
@@ -366,8 +366,12 @@ class NestedDrawer:
                 f"θ{'<SUP>' + sup + '</SUP>' if sup else ''}: {esc(cell.kind)} "
                 f"{'→' if d == 0 else '←'} over the {inner}"
                 + small(
-                    (f"shared by the chains of all {nest.m} {what}s; each" if nest.m > 1 else
-                     f"the {what}'s chain; it") + f" starts at {s0}",
+                    (
+                        f"shared by the chains of all {nest.m} {what}s; each"
+                        if nest.m > 1
+                        else f"the {what}'s chain; it"
+                    )
+                    + f" starts at {s0}",
                     9,
                 )
             )
@@ -389,8 +393,14 @@ class NestedDrawer:
                         )
                         row[p][None] = [node]
                         continue
-                    y = b.add(f"{n}.p{p}.i{j}", "concat", sub("y", j + 1), pos=p, group=n,
-                              dx=nest.dx(p, k))
+                    y = b.add(
+                        f"{n}.p{p}.i{j}",
+                        "concat",
+                        sub("y", j + 1),
+                        pos=p,
+                        group=n,
+                        dx=nest.dx(p, k),
+                    )
                     for dd in range(2):
                         b.edge(self.inner_states[n][(dd, p, j)], y)
                     row[p][j] = [y]
@@ -471,9 +481,7 @@ class NestedDrawer:
                 ins, out = b._cell_step(name, tpl, j, sup, group, norms, tooltip)
                 for node in set(ins.values()):
                     b.G.nodes[node]["pos"] = p
-                    b.G.nodes[node]["dx"] = b.G.nodes[node].get("dx", 0.0) + nest.dx(
-                        p, slot_of[j]
-                    )
+                    b.G.nodes[node]["dx"] = b.G.nodes[node].get("dx", 0.0) + nest.dx(p, slot_of[j])
                 inputs, recurrent = tpl.inputs, tpl.recurrent
             for s in sources.get(p, {}).get(j, []):
                 for key in inputs:
@@ -501,9 +509,7 @@ class NestedDrawer:
         return float(sum(x * x for x in norms) ** 0.5)
 
     def _needs_concat(self, n: str) -> bool:
-        consumers = [
-            s for s in self.b.graph.successors(n) if s in self.nest.claimed
-        ]
+        consumers = [s for s in self.b.graph.successors(n) if s in self.nest.claimed]
         return not consumers or any(
             self.b.graph.nodes[s]["kind"] != "pool"
             or self.b.graph.nodes[s].get("params", {}).get("mode") != "last"
@@ -555,11 +561,13 @@ class NestedDrawer:
         if len(text) > 18:
             text = text[:17] + "…"
         unit = "characters" if nest.mode == "chars" else "words"
-        label = (
-            f"{sub(letter, p + 1)} = enc(‘{esc(text)}’)"
-            + small(f"{len(nest.items[p])} {unit} · --expand {p + 1}", 8)
+        label = f"{sub(letter, p + 1)} = enc(‘{esc(text)}’)" + small(
+            f"{len(nest.items[p])} {unit} · --expand {p + 1}", 8
         )
-        node = b.add(f"{n}.p{p}", "collapsed", label, pos=p, group=n)
+        norm = self._chain_norm(p)
+        if norm is not None:
+            label += small(f"max ‖∂L/∂s‖ {fmt_norm(norm)}", 8)
+        node = b.add(f"{n}.p{p}", "collapsed", label, pos=p, group=n, norm=norm)
         if nest.mode == "chars":
             b.edge(f"words.p{p}", node, "word")
         else:
@@ -567,6 +575,20 @@ class NestedDrawer:
                 for s in self._last_inner_row(pred, p).get(j, []):
                     b.edge(s, node)
         return node
+
+    def _chain_norm(self, p: int) -> float | None:
+        """The largest ||dL/ds|| in p's inner chains (a collapsed box shows it)."""
+        if not self.t.grad:
+            return None
+        L, i = len(self.nest.items[p]), self.nest.seq[p]
+        norms = [
+            self.t.inner_norm(n, d, i, k)
+            for n in self.nest.claimed
+            if n in self.t.inner_norms
+            for d in range(self.t.layers[n].D)
+            for k in range(L)
+        ]
+        return max(norms) if norms else None
 
     def _last_inner_row(self, n: str, p: int) -> dict:
         """The nearest row below ``n`` drawn at position ``p`` (a collapsed span's words)."""
@@ -607,4 +629,12 @@ def is_nested(value: Any) -> bool:
     )
 
 
-__all__ = ["INNER_BUDGET", "INNER_FOLD", "Nest", "NestedDrawer", "is_nested", "nested_drawer", "plan"]
+__all__ = [
+    "INNER_BUDGET",
+    "INNER_FOLD",
+    "Nest",
+    "NestedDrawer",
+    "is_nested",
+    "nested_drawer",
+    "plan",
+]

@@ -335,7 +335,7 @@ def _set_given_targets(net: Network, src: Source, targets: Any, data: Any = None
         if len(seq) != n:
             raise RenderError(
                 f"{len(seq)} gold tags for {n} words ({' '.join(src.words)})",
-                hint="give one tag per word, e.g. --labels \"" + " ".join(["TAG"] * n) + '"',
+                hint='give one tag per word, e.g. --labels "' + " ".join(["TAG"] * n) + '"',
             )
         ids = Bk.host.asarray([index(t) for t in seq], dtype=Bk.host.int64)
         src.targets = xp.asarray(ids[:, None])
