@@ -102,7 +102,7 @@ def graph_of_trace(
         G = build_ops(tr, steps)
         rebuild = lambda k: build_ops(tr, k)  # noqa: E731
     else:
-        base = build_unrolled(tr, level, expand)
+        base = build_unrolled(tr, level, expand, steps)
         G = place(fold(base, steps))
         rebuild = lambda k: place(fold(base, k))  # noqa: E731
     notes = list(G.graph.get("notes", []))

@@ -30,7 +30,7 @@ from ..autodiff.backend import host, to_host
 from ..nn.module import NestedValue, TokenValue
 from ..nn.network import ordered_inputs
 from .labels import esc, fmt_norm, small, sub
-from .layout import DX
+from .layout import DX, fold_range
 from .tape import DIRECTIONS, RenderError, Trace
 from .templates import template
 
@@ -167,7 +167,10 @@ def _size_rule(b: Any, nest: Nest, expand: Sequence[int] | None) -> None:
             per_item += lt.D * parts
         elif kind in ("input", "embed"):
             per_item += 1
-    total = per_item * sum(len(s) for s in nest.slots)
+    hidden = fold_range(nest.m, getattr(b, "steps", None), level) or (0, 0)
+    total = per_item * sum(
+        len(s) for p, s in enumerate(nest.slots) if not hidden[0] <= p < hidden[1]
+    )
     what = "word" if nest.mode == "chars" else "span"
     if expand:
         bad = [k for k in expand if not 1 <= k <= nest.m]

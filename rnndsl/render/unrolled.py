@@ -45,7 +45,13 @@ SUP = {0: "f", 1: "b"}
 class UnrolledBuilder:
     """Builds the layer- or cell-level graph of one trace (see the module docstring)."""
 
-    def __init__(self, trace: Trace, level: str = "layer", expand: Sequence[int] | None = None):
+    def __init__(
+        self,
+        trace: Trace,
+        level: str = "layer",
+        expand: Sequence[int] | None = None,
+        steps: int | None = None,
+    ):
         if level not in ("layer", "cell"):
             raise ValueError(level)
         self.t = trace
@@ -66,6 +72,7 @@ class UnrolledBuilder:
         ids = sorted(self.graph.nodes, key=len, reverse=True)
         self.owners = {owner_of(node.scope, ids) for node in trace.tape}
         self.expand = expand
+        self.steps = steps  # the fold that will follow (the size rule counts what stays)
         self.nested: NestedDrawer | None = None  # draws sequences inside sequences
 
     # --- small helpers --------------------------------------------------------------------------
@@ -521,8 +528,12 @@ class UnrolledBuilder:
 
 
 def build_unrolled(
-    trace: Trace, level: str = "layer", expand: Sequence[int] | None = None
+    trace: Trace,
+    level: str = "layer",
+    expand: Sequence[int] | None = None,
+    steps: int | None = None,
 ) -> nx.DiGraph:
     """The layer- or cell-level unrolled graph of a trace (not yet folded or laid out);
-    ``expand`` lists the words (spans), 1-based, whose inner chains are drawn in full."""
-    return UnrolledBuilder(trace, level, expand).build()
+    ``expand`` lists the words (spans), 1-based, whose inner chains are drawn in full;
+    ``steps`` is the fold that will follow."""
+    return UnrolledBuilder(trace, level, expand, steps).build()
