@@ -54,15 +54,15 @@ class Nest:
     expanded: set[int] = field(default_factory=set)
     first_word: list[int] = field(default_factory=list)  # spans: index of p's first word
     notes: list[str] = field(default_factory=list)
+    spacing: float = INNER_DX["layer"]  # inches between two items of a chain
 
     @property
     def m(self) -> int:
         return len(self.items)
 
     def dx(self, p: int, slot: int) -> float:
-        return (slot - (len(self.slots[p]) - 1) / 2) * self._idx
-
-    _idx: float = 0.62
+        """The offset of slot ``slot`` of p's chain from the centre of p's column (inches)."""
+        return (slot - (len(self.slots[p]) - 1) / 2) * self.spacing
 
 
 def plan(b: Any, expand: Sequence[int] | None = None) -> Nest | None:
@@ -150,7 +150,7 @@ def _spans_nest(tr: Trace, v: NestedValue, claimed: set[str]) -> Nest:
 def _size_rule(b: Any, nest: Nest, expand: Sequence[int] | None) -> None:
     level = b.level
     above, keep = INNER_FOLD[level]
-    nest._idx = INNER_DX[level] + (0.25 if b.t.grad and level == "layer" else 0.0)
+    nest.spacing = INNER_DX[level] + (0.25 if b.t.grad and level == "layer" else 0.0)
     for its in nest.items:
         L = len(its)
         if L > above:
@@ -208,7 +208,7 @@ class NestedDrawer:
         self.out: dict[str, dict[int, dict[int | None, list[str]]]] = {}
         self.inner_states: dict[str, dict[tuple[int, int, int], str]] = {}
         widths = {
-            p: max(DX[b.level], len(nest.slots[p]) * nest._idx + 0.3)
+            p: max(DX[b.level], len(nest.slots[p]) * nest.spacing + 0.3)
             for p in range(nest.m)
             if p in nest.expanded or nest.mode == "spans"
         }
