@@ -221,6 +221,9 @@ def test_cli_labels_expand_and_notes(tmp_path, capsys):
 
 # --- the picture API -----------------------------------------------------------------------------
 def test_picture_object(tmp_path):
+    import rnndsl  # noqa: PLC0415
+
+    assert rnndsl.render.unrolled is R.unrolled  # `import rnndsl` reaches the picture API
     pic = R.unrolled("srnn(d=3) |> last", "a b c", grad=True)
     assert isinstance(pic, R.Picture) and "digraph" in pic.source
     assert pic.save(tmp_path / "p.dot").read_text().startswith("digraph")
