@@ -1,6 +1,6 @@
 """Draw the lecture's figures from the specs in examples/figures/ (and a few more).
 
-    python examples/make_figures.py [OUT_DIR] [--format svg|png|pdf|dot]
+    python examples/make_figures.py [OUT_DIR] [--format svg|png|pdf|dot] [--char-run RUN_DIR]
 
 Writes, into OUT_DIR (default examples/figures/):
     acceptor.svg     the acceptor training graph, coloured by ||dL/ds_t|| (gold label from the data)
@@ -18,7 +18,9 @@ Writes, into OUT_DIR (default examples/figures/):
     hierarchical.svg the span model (Li et al. 2015) over the lecture's positive sentence: one
                      BiLSTM chain per span, an acceptor over the span vectors (label 1, positive)
 The networks of these three are untrained (weights from the spec's seed): the pictures show
-the structure and where the gradient of the training loss goes, not a trained model.
+the structure and where the gradient of the training loss goes, not a trained model. With
+--char-run RUN_DIR (a run of specs/char_pos_acceptor.rnn) char_acceptor is drawn from that
+trained run instead: the shipped figure is, and it predicts VERB.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default=str(HERE))
     ap.add_argument("--format", default="svg", choices=["svg", "png", "pdf", "dot"])
+    ap.add_argument("--char-run", default=None, help="a trained run of char_pos_acceptor.rnn")
     args = ap.parse_args(argv)
     out = Path(args.out)
     ext = args.format
@@ -111,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     )
     written.append(vanishing_plot(out / "vanishing.png"))
     for name, (spec, words, options) in NESTED_FIGURES.items():
-        written.append(R.unrolled(str(SPECS / spec), words, **options).save(out / f"{name}.{ext}"))
+        what = args.char_run if name == "char_acceptor" and args.char_run else str(SPECS / spec)
+        written.append(R.unrolled(what, words, **options).save(out / f"{name}.{ext}"))
     for p in written:
         print(f"wrote {p}")
     return written
