@@ -153,6 +153,11 @@ def test_op_level_of_a_character_model_is_the_batched_tape(tagger):
     steps = {c for c in G.graph["clusters"] if c.startswith(enc + "/t")}
     assert len(steps) == len("jumped")  # the longest word: one step per character, all words
     assert "all inner sequences at once" in G.graph["clusters"][f"{enc}/t0"]
+    # step 0 reads every word's first character forwards and its last one backwards (the
+    # columns are the words longest first, as the batch holds them)
+    assert "fwd reads: j b t f" in G.graph["clusters"][f"{enc}/t0"]
+    assert "bwd reads: d n e x" in G.graph["clusters"][f"{enc}/t0"]
+    assert "fwd reads: d · · ·" in G.graph["clusters"][f"{enc}/t5"]
 
 
 # --- words inside spans ---------------------------------------------------------------------------

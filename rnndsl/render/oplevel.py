@@ -16,8 +16,9 @@ import re
 
 import networkx as nx
 
+from ..autodiff.backend import to_host
 from ..autodiff.tensor import Node, Tensor
-from ..nn.module import Parameter
+from ..nn.module import NestedValue, Parameter
 from .labels import esc, fmt_norm
 from .layout import fold_range
 from .tape import DIRECTIONS, Trace, owner_of
@@ -136,9 +137,43 @@ def _step_title(tr: Trace, layer: str, step: int) -> str:
     lt = tr.layers[layer]
     if not lt.nested:
         return f"t={step}"
-    return f"t={step}" + (
-        '<BR/><FONT POINT-SIZE="7">all inner sequences at once (one column each)</FONT>'
-    )
+    text = "all inner sequences at once (one column each)"
+    items = _inner_items(tr, layer)
+    if items is not None:
+        for d in range(lt.D):
+            read = [
+                seq[lt.inner_position(d, step, len(seq))] if step < len(seq) else "·"
+                for seq in items
+            ]
+            line = " ".join(read)
+            if len(line) > 48:
+                line = line[:47] + "…"
+            text += f"<BR/>{DIRECTIONS[d] + ' ' if lt.D == 2 else ''}reads: {esc(line)}"
+    return f't={step}<BR/><FONT POINT-SIZE="7">{text}</FONT>'
+
+
+def _inner_items(tr: Trace, layer: str) -> list[list[str]] | None:
+    """The items of each column of a nested layer's batch: a word's characters, a span's
+    words (None when they cannot be told)."""
+    value = tr.values.get(layer)
+    if not isinstance(value, NestedValue):
+        return None
+    words = tr.source.words
+    cols = [int(i) for i in to_host(value.outer_index).reshape(-1)]
+    lengths = [int(x) for x in value.inner.info.lengths]
+    spans = tr.source.inputs.get("__spans__")
+    if spans is not None and any(
+        tr.net.graph.nodes[a]["kind"] == "split" for a in nx.ancestors(tr.net.graph, layer)
+    ):
+        index = to_host(spans[0])
+        return [[words[int(index[j, i])] for j in range(lengths[i])] for i in range(len(cols))]
+    out = []
+    for i, row in enumerate(cols):
+        chars = list(words[row]) if row < len(words) else []
+        if len(chars) != lengths[i]:
+            return None
+        out.append(chars)
+    return out
 
 
 def _norm_label(tr: Trace, where: tuple[str, int, int]) -> tuple[str, float]:
