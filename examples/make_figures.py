@@ -1,6 +1,6 @@
 """Draw the lecture's figures from the specs in examples/figures/ (and a few more).
 
-    python examples/make_figures.py [OUT_DIR] [--format svg|png|pdf|dot]
+    python examples/make_figures.py [OUT_DIR] [--format svg|png|pdf|dot] [--char-run RUN_DIR]
 
 Writes, into OUT_DIR (default examples/figures/):
     acceptor.svg     the acceptor training graph, coloured by ||dL/ds_t|| (gold label from the data)
@@ -10,6 +10,17 @@ Writes, into OUT_DIR (default examples/figures/):
     bilstm_crf.svg   the BiLSTM-CRF: a CRF chain over the tags
     lstm-cell.svg    one LSTM unrolled at the cell level (gates i, f, o, z; memory c)
     vanishing.png    ||dL/ds_t|| of an S-RNN, a GRU and an LSTM acceptor over one long input
+    char_acceptor.svg  the lecture's acceptor example 1: a BiLSTM over the characters of
+                     "jumped", its final states predict the POS tag; the loss of the gold VERB
+    pos_tagger_chars.svg  the POS tagger over "the brown fox jumped": a character chain under
+                     every word feeding x_i of the word-level BiLSTMs (training loss of
+                     DET ADJ NOUN VERB)
+    hierarchical.svg the span model (Li et al. 2015) over the lecture's positive sentence: one
+                     BiLSTM chain per span, an acceptor over the span vectors (label 1, positive)
+The networks of these three are untrained (weights from the spec's seed): the pictures show
+the structure and where the gradient of the training loss goes, not a trained model. With
+--char-run RUN_DIR (a run of specs/char_pos_acceptor.rnn) char_acceptor is drawn from that
+trained run instead: the shipped figure is, and it predicts VERB.
 """
 
 from __future__ import annotations
@@ -39,6 +50,20 @@ LONG = (
     "the brown fox jumped over the lazy dog and the dog did not mind at all because "
     "it was a very old and very tired dog that had seen many foxes before"
 ).split()
+
+LECTURE_POSITIVE = "it 's not life-affirming -- it 's vulgar and mean , but i liked it ."
+
+# lecture figures drawn from specs/: file name -> (spec, sentence, options of unrolled)
+NESTED_FIGURES: dict[str, tuple[str, str, dict]] = {
+    "char_acceptor": ("char_pos_acceptor.rnn", "jumped", {"grad": True, "labels": "VERB"}),
+    "pos_tagger_chars": (
+        "pos_tagger.rnn",
+        "the brown fox jumped",
+        {"grad": True, "labels": "DET ADJ NOUN VERB"},
+    ),
+    "hierarchical": ("hierarchical_sst2.rnn", LECTURE_POSITIVE, {"grad": True, "labels": "1"}),
+}
+SPECS = HERE.parent.parent / "specs"
 
 CELLS = {
     "S-RNN": "srnn(d=16) |> last |> softmax(2)",
@@ -73,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default=str(HERE))
     ap.add_argument("--format", default="svg", choices=["svg", "png", "pdf", "dot"])
+    ap.add_argument("--char-run", default=None, help="a trained run of char_pos_acceptor.rnn")
     args = ap.parse_args(argv)
     out = Path(args.out)
     ext = args.format
@@ -87,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         )
     )
     written.append(vanishing_plot(out / "vanishing.png"))
+    for name, (spec, words, options) in NESTED_FIGURES.items():
+        what = args.char_run if name == "char_acceptor" and args.char_run else str(SPECS / spec)
+        written.append(R.unrolled(what, words, **options).save(out / f"{name}.{ext}"))
     for p in written:
         print(f"wrote {p}")
     return written

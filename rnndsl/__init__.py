@@ -15,3 +15,12 @@ __version__ = "0.1.0"
 
 __all__ = ["Diagnostic", "Network", "RnnError", "Run", "SpecError", "Tensor", "__version__",
            "check", "compile", "load", "load_run", "no_grad"]
+
+
+def __getattr__(name: str):
+    """``rnndsl.render`` on first use (it imports graphviz; ``import rnndsl`` stays light)."""
+    if name == "render":
+        import importlib  # noqa: PLC0415
+
+        return importlib.import_module(".render", __name__)
+    raise AttributeError(f"module 'rnndsl' has no attribute {name!r}")

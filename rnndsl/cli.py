@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--grad", action="store_true", help="colour states by ||dL/ds_t||")
     rd.add_argument("--checkpoint", metavar="RUN_DIR", help="use a trained run's weights")
     rd.add_argument("--steps", type=int, default=None, help="fold the middle of long inputs")
+    rd.add_argument("--labels", "--label", dest="labels", default=None, metavar="LABELS",
+                    help='gold labels for --grad: tags per word ("DET ADJ NOUN VERB") or an '
+                         "acceptor's label (pos)")
+    rd.add_argument("--expand", type=int, action="append", metavar="K",
+                    help="draw word (span) K's inner chain in full (1-based; repeatable)")
     rd.add_argument("-o", "--output", required=True, help="FILE.svg|png|pdf|dot")
 
     gf = sub.add_parser("gradflow", help="per-step gradient norms ||dL/ds_t|| as a table + plot")

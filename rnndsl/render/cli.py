@@ -1,126 +1,76 @@
 """`rnndsl render` and `rnndsl gradflow`: pictures and gradient norms from the command line.
 
     rnndsl render SPEC [--input "the brown fox"] [--unrolled | --model] [--level layer|cell|op]
-                  [--grad] [--checkpoint RUN_DIR] [--steps N] -o FILE.svg|png|pdf|dot
+                  [--grad] [--labels "DET ADJ NOUN" | --label pos] [--expand K]
+                  [--checkpoint RUN_DIR] [--steps N] -o FILE.svg|png|pdf|dot
     rnndsl gradflow SPEC --input "..." [--checkpoint RUN_DIR] [-o FILE.png]
 
 SPEC is a .rnn file (the model of its train statement, else its last model; the data it declares
-gives the vocabulary and, for a sentence found in it, the gold labels), or a bare pipeline such
-as "srnn(d=8) |> last" run on fixed pseudo-random word vectors. With --checkpoint the trained
-run's own spec, vocabulary and best weights are used.
+gives the vocabulary and, for a sentence found in it, the gold labels), a run directory, or a
+bare pipeline such as "srnn(d=8) |> last" run on fixed pseudo-random word vectors. With
+--checkpoint the trained run's own spec, vocabulary and best weights are used. Notes (what was
+folded or collapsed, words outside the vocabulary) go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from ..errors import RnnError
-from ..nn.network import Network
 from . import dot as D
 from . import model, trace, unrolled
+from .api import Target, default_sentence, load_target
 from .gradflow import norm_series, norms_table, plot_norms
-from .labels import esc, plain
+from .labels import plain
 from .tape import RenderError
-
-PIPELINE_INPUT_DIM = 8  # the word-vector size of a bare pipeline given on the command line
-
-
-@dataclass
-class Target:
-    """What a command draws: the network, the data behind it (or None), and a display name."""
-
-    net: Network
-    data: Any
-    name: str
 
 
 def _note(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def load_target(spec: str, checkpoint: str | None = None) -> Target:
-    """The network of a spec file, a trained run, or a bare pipeline."""
-    if checkpoint:
-        from ..run import load_run  # noqa: PLC0415
-
-        prep, run_dir = load_run(checkpoint, log=_note)
-        return Target(prep.net, prep.data, f"{prep.cfg.model} ({run_dir})")
-    path = Path(spec)
-    if path.suffix != ".rnn" and not path.exists() and ("|>" in spec or "(" in spec):
-        from ..api import compile as compile_pipeline  # noqa: PLC0415
-
-        net = compile_pipeline(spec, input_dim=PIPELINE_INPUT_DIM)
-        net.graph.graph.setdefault("name", spec)
-        return Target(net, None, spec)
-    if not path.is_file():
-        raise RenderError(
-            f"no spec file {spec}",
-            hint='give a .rnn file, or a pipeline in quotes like "srnn(d=8) |> last"',
-        )
-    from .. import lang  # noqa: PLC0415
-    from ..run import prepare  # noqa: PLC0415
-
-    checked = lang.load(str(path))
-    if checked.train is not None:
-        prep = prepare(checked, log=_note)
-        return Target(prep.net, prep.data, prep.cfg.model)
-    if not checked.models:
-        raise RenderError(f"{spec} defines no model")
-    name = list(checked.models)[-1]
-    data = checked.models[name].graph.get("data")
-    if data is None:
-        raise RenderError(
-            f"model {name} of {spec} reads no data, so its input size is unknown",
-            hint="add a train statement, or draw a pipeline with rnndsl.compile",
-        )
-    stand_in = SimpleNamespace(
-        models=checked.models, data=checked.data, train=SimpleNamespace(model=name, data=data)
-    )
-    prep = prepare(stand_in, log=_note)
-    return Target(prep.net, prep.data, name)
-
-
-def default_sentence(target: Target) -> list[str]:
-    """The first dev (else training) sentence of the data, for a render without --input."""
-    data = target.data
-    for examples in (getattr(data, "dev", None), getattr(data, "train", None)):
-        if examples:
-            return list(examples[0].words)
-    raise RenderError("give the sentence to unroll over", hint='--input "the brown fox jumped"')
-
-
 def render_command(args: argparse.Namespace) -> int:
     D.output_format(args.output)  # a bad extension fails before any work
-    if args.model and args.grad:
+    labels = getattr(args, "labels", None)
+    expand = getattr(args, "expand", None)
+    if args.model and (args.grad or labels is not None or expand):
+        flag = "--grad" if args.grad else "--labels" if labels is not None else "--expand"
         raise RenderError(
-            "--grad colours the unrolled graph; the model graph has no gradients",
+            f"{flag} applies to the unrolled graph; the model graph has no gradients",
             hint="drop --model (the unrolled graph is the default)",
         )
-    target = load_target(args.spec, args.checkpoint)
+    target = load_target(args.spec, args.checkpoint, log=_note)
     target.net.graph.graph.setdefault("name", target.name)
     if args.model:
-        dg = model(
-            target.net,
-            title=f"<B>{esc(target.name)}</B>: model graph, "
-            f"{target.net.parameter_count():,} parameters",
-        )
+        pic = model(target.net, title=_model_title(target))
     else:
         words = args.input.split() if args.input else default_sentence(target)
-        dg = unrolled(
-            target.net, words, level=args.level, grad=args.grad, steps=args.steps, data=target.data
+        pic = unrolled(
+            target.net,
+            words,
+            level=args.level,
+            grad=args.grad,
+            steps=args.steps,
+            data=target.data,
+            labels=labels,
+            expand=expand,
         )
-    path = D.write(dg, args.output)
+    for note in pic.notes:
+        _note(f"note: {note}")
+    path = pic.save(args.output)
     _note(f"wrote {path}")
     return 0
 
 
+def _model_title(target: Target) -> str:
+    from .labels import esc  # noqa: PLC0415
+
+    return f"<B>{esc(target.name)}</B>: model graph, {target.net.parameter_count():,} parameters"
+
+
 def gradflow_command(args: argparse.Namespace) -> int:
-    target = load_target(args.spec, args.checkpoint)
+    target = load_target(args.spec, args.checkpoint, log=_note)
     words = args.input.split()
     tr = trace(target.net, words, grad=True, data=target.data)
     named = norm_series(tr)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,21 @@ FONT = "Helvetica"
 # Neato routes curved edges around nodes, but its router is slow on big graphs: above these
 # edge counts a grid picture gets simple curves, then straight lines, and drops the dashed
 # lines from each shared theta to its steps (the theta note still says it is shared).
-SPLINES_ROUTED = 160
-SPLINES_CURVED = 1000
+# Measured with Graphviz 2.43 (2026-12-04): routed splines took 2.7 s for 146 edges; curved
+# ones 0.3 s for 150 edges, 1.4 s for 250, 14 s for 350 and over 60 s for 530 (the cell level
+# of deepmoji_sst2 over 8 words); straight lines 0.15 s for 530.
+SPLINES_ROUTED = 120
+SPLINES_CURVED = 240
+# dot's newrank (which keeps the op level's time steps in order left to right) grows fast with
+# the graph: 0.3 s for 76 edges, 2.4 s for 100, 14 s for 124, over 30 s for 148; without it a
+# 30-word S-RNN's op level (192 edges) takes 0.2 s.
+NEWRANK_EDGES = 90
+DOT_TIMEOUT = 60.0  # seconds; RNNDSL_DOT_TIMEOUT overrides
 
 NODE_STYLE: dict[str, dict[str, str]] = {
     "word": {"shape": "plaintext", "fontsize": "13", "fontname": "Times-Italic"},
+    "char": {"shape": "plaintext", "fontsize": "12", "fontname": "Courier"},
+    "collapsed": {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": "#eef4fa"},
     "input": {"shape": "box", "style": "rounded", "color": "gray35"},
     "state": {"shape": "box", "style": "rounded,filled", "fillcolor": "#dbe9f6"},
     "s0": {"shape": "box", "style": "rounded,dashed", "color": "gray40", "fontsize": "10"},
@@ -168,9 +180,15 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".") if v != 0 else "0"
 
 
+_LONE_AFTER_SCRIPT = re.compile(r"(</SU[BP]>)([^<&\s])(?=<BR/>|</TD>|$)")
+
+
 def _html(label: str) -> str:
     """An HTML-like label; lines with sub/superscripts go in table rows, which Graphviz spaces
     properly (with <BR/> a subscript runs into the next line)."""
+    # Graphviz 2.43 drops a lone character after a sub/superscript at the end of a line (the
+    # "]" of y_i = [s_i^f; s_i^b]); a hair space after it keeps it
+    label = _LONE_AFTER_SCRIPT.sub(r"\1\2&#8202;", label)
     if "<BR/>" in label and ("<SUB>" in label or "<SUP>" in label):
         rows = "".join(f"<TR><TD>{line}</TD></TR>" for line in label.split("<BR/>"))
         label = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">{rows}</TABLE>'
@@ -194,9 +212,9 @@ def to_graphviz(G: nx.DiGraph, title: str | None = None) -> graphviz.Digraph:
     if grid:
         gattrs.update(layout="neato", splines=splines, overlap="true", outputorder="edgesfirst")
     else:
-        gattrs.update(
-            rankdir=G.graph.get("rankdir", "LR"), nodesep="0.18", ranksep="0.3", newrank="true"
-        )
+        gattrs.update(rankdir=G.graph.get("rankdir", "LR"), nodesep="0.18", ranksep="0.3")
+        if n_edges <= NEWRANK_EDGES:
+            gattrs["newrank"] = "true"
     if title:
         gattrs["label"] = _html(title)
     dg.attr("graph", **gattrs)
@@ -317,12 +335,14 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def write(dg: graphviz.Digraph, path: str | os.PathLike) -> Path:
-    """Write ``dg`` as DOT, SVG, PNG or PDF (by the file extension); returns the path written.
+def write(dg: Any, path: str | os.PathLike) -> Path:
+    """Write ``dg`` (a graphviz.Digraph or a Picture) as DOT, SVG, PNG or PDF (by the file
+    extension); returns the path written.
 
     Raises GraphvizMissing (after writing FILE.dot) when a picture format is asked for and
     Graphviz's ``dot`` is not installed.
     """
+    dg = getattr(dg, "digraph", dg)  # a Picture
     path = Path(path)
     fmt = output_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,17 +358,72 @@ def write(dg: graphviz.Digraph, path: str | os.PathLike) -> Path:
             hint="install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew "
             f"install graphviz), then run: dot -T{fmt} {dot_path} -o {path}",
         )
-    try:
-        data = dg.pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound as e:  # raced with an uninstall, or PATH oddities
-        raise GraphvizMissing(
-            f"cannot run Graphviz's dot: {e}",
-            hint="apt-get install graphviz / brew install graphviz",
-        ) from None
-    except graphviz.CalledProcessError as e:
-        raise RenderError(f"Graphviz failed to draw {path.name}: {e.stderr!r}") from None
+    data = run_dot(dg.source, fmt, what=path.name, dot_path=path.with_suffix(".dot"))
     _atomic_write(path, data)
     return path
+
+
+def dot_timeout() -> float:
+    """The time limit of one `dot` run in seconds (RNNDSL_DOT_TIMEOUT, default 60)."""
+    raw = os.environ.get("RNNDSL_DOT_TIMEOUT")
+    if not raw:
+        return DOT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RenderError(
+            f"RNNDSL_DOT_TIMEOUT={raw!r} is not a positive number of seconds",
+            hint="e.g. RNNDSL_DOT_TIMEOUT=120",
+        )
+    return value
+
+
+def run_dot(
+    source: str,
+    fmt: str,
+    *,
+    what: str = "the picture",
+    dot_path: Path | None = None,
+    timeout: float | None = None,
+) -> bytes:
+    """Graphviz's ``dot -T<fmt>`` on DOT text, under a time limit; returns its output.
+
+    On a timeout the DOT text is kept at ``dot_path`` (when given) and a RenderError says how
+    big the graph was and how to make it smaller.
+    """
+    limit = dot_timeout() if timeout is None else timeout
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphvizMissing(
+            "cannot run Graphviz's dot: it is not on PATH",
+            hint="apt-get install graphviz / brew install graphviz",
+        )
+    try:
+        done = subprocess.run(
+            [exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=limit
+        )
+    except subprocess.TimeoutExpired:
+        kept = ""
+        if dot_path is not None:
+            _atomic_write(dot_path, source.encode("utf-8"))
+            kept = f"; the DOT source was written to {dot_path}"
+        nodes = len(_DOT_NODE.findall(source))
+        edges = source.count(" -> ")
+        raise RenderError(
+            f"Graphviz's dot did not finish {what} within {limit:g} s ({nodes} nodes, "
+            f"{edges} edges){kept}",
+            hint="fold more of the input (--steps 6), draw a lower level (--level layer), "
+            "or allow more time: RNNDSL_DOT_TIMEOUT=SECONDS",
+        ) from None
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip()
+        raise RenderError(f"Graphviz failed to draw {what}: {err}")
+    return done.stdout
+
+
+_DOT_NODE = re.compile(r"^\t\S+ \[", re.M)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -112,10 +112,14 @@ def place(G: nx.DiGraph) -> nx.DiGraph:
             continue
         order.append(p)
     order.append(n)
+    widths = G.graph.get("widths") or {}  # columns that hold an inner chain are wider
     col, x = {}, 0.0
     for i, key in enumerate(order):  # the ellipsis column gets more room for its label
         wide = key == "fold" or (i > 0 and order[i - 1] == "fold")
-        x += (1.35 * dx if wide else dx) if i else 0.0
+        step = 1.35 * dx if wide else dx
+        if i and (key in widths or order[i - 1] in widths):
+            step = max(step, (widths.get(key, dx) + widths.get(order[i - 1], dx)) / 2)
+        x += step if i else 0.0
         col[key] = x
     first, last = col[0] if 0 in col else col["fold"], col[n - 1] if n - 1 in col else col["fold"]
     anchors = {"first": first, "last": last, "center": (first + last) / 2}

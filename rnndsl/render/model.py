@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import networkx as nx
@@ -39,17 +40,27 @@ def model_graph(net_or_graph: Network | nx.DiGraph) -> nx.DiGraph:
         cluster = defs.get(n) if several else None
         if cluster:
             G.graph["clusters"][cluster] = f"<B>{esc(cluster)}</B>"
-        G.add_node(
-            n, kind="layer", label=_box(n, ir.nodes[n], _param_count(net, n)), cluster=cluster
-        )
+        attrs = dict(ir.nodes[n], out_type=_out_type(net, n, ir.nodes[n]))
+        G.add_node(n, kind="layer", label=_box(n, attrs, _param_count(net, n)), cluster=cluster)
     for n in ordered_nodes(ir):
         ins = ordered_inputs(ir, n)
         for k, p in enumerate(ins):
-            label = str(ir.nodes[p].get("out_type", "")) if ir.nodes[p].get("out_type") else ""
+            t = _out_type(net, p, ir.nodes[p])
+            label = str(t) if t is not None else ""
             if len(ins) > 1:
                 label = f"{k + 1}: {label}"
             G.add_edge(p, n, kind="ir", label=label)
     return G
+
+
+def _out_type(net: Network | None, n: str, a: dict[str, Any]) -> Any:
+    """The node's output type; a head's class count (unknown to the checker, which has not
+    read the data) filled in from the built network."""
+    t = a.get("out_type")
+    if t is None or getattr(t, "dim", 0) is not None or net is None:
+        return t
+    size = getattr(net.modules.get(n), "n", None)
+    return dataclasses.replace(t, dim=int(size)) if isinstance(size, int) else t
 
 
 def _definition(n: str, a: dict[str, Any]) -> str:

@@ -16,8 +16,9 @@ import re
 
 import networkx as nx
 
+from ..autodiff.backend import to_host
 from ..autodiff.tensor import Node, Tensor
-from ..nn.module import Parameter
+from ..nn.module import NestedValue, Parameter
 from .labels import esc, fmt_norm
 from .layout import fold_range
 from .tape import DIRECTIONS, Trace, owner_of
@@ -30,6 +31,9 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
     graph = tr.net.graph
     ids = sorted(graph.nodes, key=len, reverse=True)
     rng = fold_range(tr.n, steps, "op")
+    # each recurrent layer folds by its own step count (a character encoder's steps are the
+    # characters of the longest word, a span model's outer layer runs over the spans)
+    ranges = {k: fold_range(lt.steps, steps, "op") for k, lt in tr.layers.items()}
     G = nx.DiGraph(
         layout="dot",
         rankdir="LR",
@@ -48,7 +52,8 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
     for node in tr.tape:
         owner = owner_of(node.scope, ids)
         step = _step_of(node.scope, owner)
-        if owner in tr.layers and step is not None and rng and rng[0] <= step < rng[1]:
+        lrng = ranges.get(owner) if owner is not None else None
+        if owner in tr.layers and step is not None and lrng and lrng[0] <= step < lrng[1]:
             name = f"{owner}.fold"
             names[id(node)] = name
             fold_ops[name] = fold_ops.get(name, 0) + 1
@@ -64,7 +69,7 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
             cluster = owner if step is None or owner not in tr.layers else f"{owner}/t{step}"
             G.graph["clusters"].setdefault(owner, esc(graph.nodes[owner].get("label") or owner))
             if step is not None and owner in tr.layers:
-                G.graph["clusters"][cluster] = f"t={step}"
+                G.graph["clusters"][cluster] = _step_title(tr, owner, step)
         kind = "stepop" if step is not None and owner in tr.layers else "op"
         label = f'{esc(node.op)}<BR/><FONT POINT-SIZE="7">{_shape(node)}</FONT>'
         norm = None
@@ -82,7 +87,7 @@ def build_ops(tr: Trace, steps: int | None = None) -> nx.DiGraph:
             tooltip=f"{node.op} in scope {node.scope or '(none)'}",
         )
     for name, count in fold_ops.items():
-        a, b = rng
+        a, b = ranges[name[: -len(".fold")]]
         G.nodes[name]["label"] = (
             f'⋯ steps {a}…{b - 1} ⋯<BR/><FONT POINT-SIZE="8">{b - a} steps, {count} ops</FONT>'
         )
@@ -127,11 +132,60 @@ def _carry_index(tr: Trace) -> dict[int, tuple[str, int, int]]:
     return out
 
 
+def _step_title(tr: Trace, layer: str, step: int) -> str:
+    """t=k; for a nested layer also the items its step reads (one per inner sequence)."""
+    lt = tr.layers[layer]
+    if not lt.nested:
+        return f"t={step}"
+    text = "all inner sequences at once (one column each)"
+    items = _inner_items(tr, layer)
+    if items is not None:
+        for d in range(lt.D):
+            read = [
+                seq[lt.inner_position(d, step, len(seq))] if step < len(seq) else "·"
+                for seq in items
+            ]
+            line = " ".join(read)
+            if len(line) > 48:
+                line = line[:47] + "…"
+            text += f"<BR/>{DIRECTIONS[d] + ' ' if lt.D == 2 else ''}reads: {esc(line)}"
+    return f't={step}<BR/><FONT POINT-SIZE="7">{text}</FONT>'
+
+
+def _inner_items(tr: Trace, layer: str) -> list[list[str]] | None:
+    """The items of each column of a nested layer's batch: a word's characters, a span's
+    words (None when they cannot be told)."""
+    value = tr.values.get(layer)
+    if not isinstance(value, NestedValue):
+        return None
+    words = tr.source.words
+    cols = [int(i) for i in to_host(value.outer_index).reshape(-1)]
+    lengths = [int(x) for x in value.inner.info.lengths]
+    spans = tr.source.inputs.get("__spans__")
+    if spans is not None and any(
+        tr.net.graph.nodes[a]["kind"] == "split" for a in nx.ancestors(tr.net.graph, layer)
+    ):
+        index = to_host(spans[0])
+        return [[words[int(index[j, i])] for j in range(lengths[i])] for i in range(len(cols))]
+    out = []
+    for i, row in enumerate(cols):
+        chars = list(words[row]) if row < len(words) else []
+        if len(chars) != lengths[i]:
+            return None
+        out.append(chars)
+    return out
+
+
 def _norm_label(tr: Trace, where: tuple[str, int, int]) -> tuple[str, float]:
     layer, k, j = where
     lt = tr.layers[layer]
     part = lt.module.cell.carries[j]
-    vals = [tr.norm(layer, d, lt.position(d, k), j) for d in range(lt.D)]
+    if lt.nested:  # the norm over all inner sequences (columns) of the step
+        vals = [
+            math.sqrt(float((tr.inner_norms[layer][d, :, k, j] ** 2).sum())) for d in range(lt.D)
+        ]
+    else:
+        vals = [tr.norm(layer, d, lt.position(d, k), j) for d in range(lt.D)]
     text = " ".join(
         f"{DIRECTIONS[d] if lt.D == 2 else ''} {fmt_norm(v)}".strip() for d, v in enumerate(vals)
     )

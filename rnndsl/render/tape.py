@@ -22,7 +22,7 @@ from ..autodiff.tensor import Node, Tensor, scope
 from ..errors import RenderError, RnnError
 from ..nn.heads import CRFHead, SoftmaxHead
 from ..nn.layers import Recurrent
-from ..nn.module import NestedValue, RunContext, SeqInfo, SeqValue, TokenValue
+from ..nn.module import NestedValue, RunContext, SeqInfo, SeqValue
 from ..nn.network import Network
 from .labels import esc
 
@@ -48,6 +48,7 @@ class Source:
     input_note: str = ""
     leaf: Tensor | None = None  # the input vectors, when the network reads vectors
     label_names: list[str] | None = None  # class / tag names of the head, from the data
+    notes: list[str] = field(default_factory=list)  # said to the user: words outside the vocabulary
 
 
 @dataclass
@@ -66,6 +67,7 @@ class LayerTape:
     carries: list[tuple[Tensor, ...]]
     linked: list[bool]
     s0: str
+    nested: bool = False  # runs over inner sequences (characters of words, words of spans)
 
     @property
     def D(self) -> int:
@@ -78,6 +80,11 @@ class LayerTape:
     def position(self, direction: int, step: int) -> int:
         """The input position step ``step`` of ``direction`` reads (0-based)."""
         return step if direction == 0 else self.steps - 1 - step
+
+    @staticmethod
+    def inner_position(direction: int, step: int, length: int) -> int:
+        """The item an inner sequence of ``length`` items reads at ``step`` (its own reversal)."""
+        return step if direction == 0 else length - 1 - step
 
 
 @dataclass
@@ -106,6 +113,9 @@ class Trace:
     grad: bool
     # layer -> host array (D, n, parts): ||dL/d carry part|| by direction and input position
     part_norms: dict[str, Any] = field(default_factory=dict)
+    # nested layer -> host array (D, N, T_inner, parts): ||dL/d carry part|| by direction,
+    # inner sequence (its column in the layer's batch of N) and step
+    inner_norms: dict[str, Any] = field(default_factory=dict)
     attention: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -115,6 +125,15 @@ class Trace:
     def norm(self, layer: str, direction: int, position: int, part: int | None = None) -> float:
         """||dL/ds|| of one state (all carry parts together unless ``part`` is given)."""
         a = self.part_norms[layer][direction, position]
+        if part is not None:
+            return float(a[part])
+        return float(math.sqrt(float((a * a).sum())))
+
+    def inner_norm(
+        self, layer: str, direction: int, seq: int, step: int, part: int | None = None
+    ) -> float:
+        """||dL/ds|| of step ``step`` of inner sequence ``seq`` of a nested layer."""
+        a = self.inner_norms[layer][direction, seq, step]
         if part is not None:
             return float(a[part])
         return float(math.sqrt(float((a * a).sum())))
@@ -213,6 +232,7 @@ def source_from_words(
     src = Source(
         words, batch.inputs, batch.inputs[f"{data.name}.words"].info, label_names=data.label_names()
     )
+    src.notes = vocabulary_notes(net, data, words)
     if targets is not None:
         _set_given_targets(net, src, targets, data)
     elif gold_ex is not None and batch.targets is not None:
@@ -222,6 +242,34 @@ def source_from_words(
     elif data.kind == "lm":
         _set_next_tokens(net, src, data)
     return src
+
+
+def vocabulary_notes(net: Network, data: Any, words: Sequence[str]) -> list[str]:
+    """One note per input word (or character) the network reads as <unk>."""
+    fields = {
+        net.graph.nodes[n].get("params", {}).get("field")
+        for n in net.order
+        if net.graph.nodes[n]["kind"] == "input"
+    }
+    notes = []
+    vocab = data.vocabs.get("words")
+    if "words" in fields and vocab is not None and vocab.unk_index is not None:
+        for i, w in enumerate(words):
+            if w not in vocab:
+                notes.append(
+                    f"word {i + 1} {w!r} is not in the vocabulary of {data.name}.words: "
+                    "it is read as <unk>"
+                )
+    chars = data.vocabs.get("chars")
+    if "chars" in fields and chars is not None:
+        for i, w in enumerate(words):
+            unknown = sorted({c for c in w if c not in chars})
+            if unknown:
+                notes.append(
+                    f"word {i + 1} {w!r}: character(s) {' '.join(map(repr, unknown))} are not in "
+                    f"the character vocabulary of {data.name}.chars: read as <unk>"
+                )
+    return notes
 
 
 def find_example(data: Any, words: Sequence[str]) -> tuple[Any, str]:
@@ -272,22 +320,38 @@ def _set_given_targets(net: Network, src: Source, targets: Any, data: Any = None
     def index(t: Any) -> int:
         if isinstance(t, str):
             if names is None or t not in names:
-                raise RenderError(f"unknown gold label {t!r}")
+                known = list(names.tokens) if names is not None else []
+                raise RenderError(
+                    f"unknown gold label {t!r}",
+                    hint=("the labels of this model are: " + " ".join(known))
+                    if known
+                    else "give class indices: this network has no label names",
+                )
             return names.index(t)
         return int(t)
 
     if per_position:
         seq = list(targets) if not isinstance(targets, str) else targets.split()
         if len(seq) != n:
-            raise RenderError(f"{len(seq)} gold tags for {n} words")
+            raise RenderError(
+                f"{len(seq)} gold tags for {n} words ({' '.join(src.words)})",
+                hint='give one tag per word, e.g. --labels "' + " ".join(["TAG"] * n) + '"',
+            )
         ids = Bk.host.asarray([index(t) for t in seq], dtype=Bk.host.int64)
         src.targets = xp.asarray(ids[:, None])
         src.valid = xp.asarray(Bk.host.ones((n, 1), dtype=bool))
         src.gold = tuple(str(t) for t in seq)
     else:
+        if not isinstance(targets, (str, int)) and len(list(targets)) != 1:
+            raise RenderError(
+                "this model predicts one label per sentence: give one label",
+                hint="e.g. --label pos",
+            )
+        if not isinstance(targets, (str, int)):
+            targets = list(targets)[0]
         src.targets = xp.asarray(Bk.host.asarray([index(targets)], dtype=Bk.host.int64))
         src.gold = str(targets)
-    src.gold_note = "gold labels given"
+    src.gold_note = "the gold labels given"
 
 
 def _output_depth(net: Network) -> int | None:
@@ -306,18 +370,16 @@ def run_trace(
     """
     ctx = RunContext(train=False, reference=reference, record_states=True)
     values = net.run(source.inputs, ctx)
-    for n, v in values.items():
-        if isinstance(v, (NestedValue, TokenValue)) and net.graph.nodes[n]["kind"] == "rnn":
-            raise RenderError(
-                f"{n} runs over nested sequences (characters or spans); the unrolled picture "
-                "draws one level of sequence only",
-                hint="draw the model graph instead (--model)",
-            )
+    nested = {
+        n
+        for n, v in values.items()
+        if isinstance(v, NestedValue) and net.graph.nodes[n]["kind"] == "rnn"
+    }
     with scope(net.output), scope("loss"):
         loss, info = _loss(net, values, source)
     if loss.node is None:
         raise RenderError("the network recorded no operations (it has no parameters?)")
-    layers = _layer_tapes(net, ctx)
+    layers = _layer_tapes(net, ctx, nested)
     trace = Trace(
         net, source, reference, values, loss, info, layers, topological_nodes(loss.node), grad
     )
@@ -332,7 +394,10 @@ def run_trace(
             p.zero_grad()
         try:
             loss.backward(retain_graph=True)
-            trace.part_norms = _state_norms(layers, trace.n)
+            trace.part_norms = _state_norms(
+                {k: lt for k, lt in layers.items() if not lt.nested}, trace.n
+            )
+            trace.inner_norms = _inner_norms({k: lt for k, lt in layers.items() if lt.nested})
         finally:
             for k, p in params.items():
                 p.zero_grad()
@@ -376,7 +441,7 @@ def _loss(net: Network, values: Mapping[str, Any], src: Source) -> tuple[Tensor,
     return loss, LossInfo("surrogate", text, float(loss.item()), per_position, head_kind)
 
 
-def _layer_tapes(net: Network, ctx: RunContext) -> dict[str, LayerTape]:
+def _layer_tapes(net: Network, ctx: RunContext, nested: set[str]) -> dict[str, LayerTape]:
     out: dict[str, LayerTape] = {}
     for name, carries in ctx.states.items():
         module = net.modules[name]
@@ -388,7 +453,7 @@ def _layer_tapes(net: Network, ctx: RunContext) -> dict[str, LayerTape]:
             linked.append(_reaches(nodes[k], prev))
         first_parents = _carry_parents(nodes[0], module, ctx.reference) if nodes else ()
         s0 = "learned" if any(p is not None for p in first_parents) else "zeros"
-        out[name] = LayerTape(name, module, nodes, list(carries), linked, s0)
+        out[name] = LayerTape(name, module, nodes, list(carries), linked, s0, name in nested)
     return out
 
 
@@ -429,5 +494,23 @@ def _state_norms(layers: Mapping[str, LayerTape], n: int) -> dict[str, Any]:
                 sq = Bk.to_host((g * g).sum(axis=tuple(range(1, g.ndim))))
                 for d in range(lt.D):
                     arr[d, lt.position(d, k), j] = math.sqrt(float(sq[d]))
+        out[name] = arr
+    return out
+
+
+def _inner_norms(layers: Mapping[str, LayerTape]) -> dict[str, Any]:
+    """Per inner sequence and step: the carries of a nested layer are (D, N, d), one column per
+    inner sequence (a padded step holds the sequence's last state; it is not drawn)."""
+    out = {}
+    for name, lt in layers.items():
+        if not lt.carries:
+            continue
+        parts = len(lt.carries[0])
+        N = int(lt.carries[0][0].shape[1])
+        arr = Bk.host.zeros((lt.D, N, lt.steps, parts))
+        for k, carry in enumerate(lt.carries):
+            for j, s in enumerate(carry):
+                if s.grad is not None:
+                    arr[:, :, k, j] = Bk.host.sqrt(Bk.to_host((s.grad * s.grad).sum(axis=-1)))
         out[name] = arr
     return out

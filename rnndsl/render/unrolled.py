@@ -33,6 +33,7 @@ from ..nn.heads import CRFHead
 from ..nn.module import SeqValue, VecValue
 from ..nn.network import ordered_inputs
 from .labels import esc, fmt_norm, small, sub
+from .nested import NestedDrawer, nested_drawer
 from .tape import DIRECTIONS, LayerTape, RenderError, Trace, head_of, owner_of
 from .templates import CellTemplate, template
 
@@ -44,7 +45,13 @@ SUP = {0: "f", 1: "b"}
 class UnrolledBuilder:
     """Builds the layer- or cell-level graph of one trace (see the module docstring)."""
 
-    def __init__(self, trace: Trace, level: str = "layer"):
+    def __init__(
+        self,
+        trace: Trace,
+        level: str = "layer",
+        expand: Sequence[int] | None = None,
+        steps: int | None = None,
+    ):
         if level not in ("layer", "cell"):
             raise ValueError(level)
         self.t = trace
@@ -64,6 +71,9 @@ class UnrolledBuilder:
         self.predicted = self._predicted()
         ids = sorted(self.graph.nodes, key=len, reverse=True)
         self.owners = {owner_of(node.scope, ids) for node in trace.tape}
+        self.expand = expand
+        self.steps = steps  # the fold that will follow (the size rule counts what stays)
+        self.nested: NestedDrawer | None = None  # draws sequences inside sequences
 
     # --- small helpers --------------------------------------------------------------------------
     def add(
@@ -107,8 +117,15 @@ class UnrolledBuilder:
     # --- the whole picture ----------------------------------------------------------------------
     def build(self) -> nx.DiGraph:
         self._check_tape_against_ir()
-        self._words()
-        for n in self.net.order:
+        self.nested = nested_drawer(self, self.expand)
+        if self.nested is not None and self.nested.draws_words:
+            self.nested.words()
+        else:
+            self._words()
+        for n in self.net.order if self.nested is None else self.nested.order():
+            if self.nested is not None and self.nested.claims(n):
+                self.nested.draw(n)
+                continue
             kind = self.graph.nodes[n]["kind"]
             preds = ordered_inputs(self.graph, n)
             if kind == "input":
@@ -141,6 +158,8 @@ class UnrolledBuilder:
             grad=self.t.grad,
             layout="grid",
         )
+        if self.nested is not None:
+            G.graph.setdefault("notes", []).extend(self.nested.nest.notes)
         return G
 
     def _check_tape_against_ir(self) -> None:
@@ -508,6 +527,13 @@ class UnrolledBuilder:
         return "" if value is None else small(f"→ {esc(value)}")
 
 
-def build_unrolled(trace: Trace, level: str = "layer") -> nx.DiGraph:
-    """The layer- or cell-level unrolled graph of a trace (not yet folded or laid out)."""
-    return UnrolledBuilder(trace, level).build()
+def build_unrolled(
+    trace: Trace,
+    level: str = "layer",
+    expand: Sequence[int] | None = None,
+    steps: int | None = None,
+) -> nx.DiGraph:
+    """The layer- or cell-level unrolled graph of a trace (not yet folded or laid out);
+    ``expand`` lists the words (spans), 1-based, whose inner chains are drawn in full;
+    ``steps`` is the fold that will follow."""
+    return UnrolledBuilder(trace, level, expand, steps).build()
