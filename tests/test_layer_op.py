@@ -38,7 +38,7 @@ BATCHES = {
 
 
 def run_layer(monkeypatch, cell, D, lengths, dtype, op_on, s0="zeros", init_state=False,
-              T=None, din=5, H=4, seed=0, forget_bias=0.5):
+              T=None, din=5, H=4, seed=0, forget_bias=0.5, x_grad=True):
     """Forward and backward of one layer; returns the result arrays and which op ran."""
     monkeypatch.setenv(layer_op.LAYER_OP_ENV, "1" if op_on else "0")
     rng = np.random.default_rng(seed)
@@ -49,7 +49,7 @@ def run_layer(monkeypatch, cell, D, lengths, dtype, op_on, s0="zeros", init_stat
     if s0 == "learned":
         for p in cell.carries:
             layer.params[p + "0"].data[:] = rng.standard_normal((D, 1, H))
-    x = Tensor(rng.standard_normal((T, B, din)).astype(dtype), requires_grad=True)
+    x = Tensor(rng.standard_normal((T, B, din)).astype(dtype), requires_grad=x_grad)
     ctx = RunContext()
     given = []
     if init_state:
@@ -62,7 +62,7 @@ def run_layer(monkeypatch, cell, D, lengths, dtype, op_on, s0="zeros", init_stat
     for s in finals:
         loss = loss + (s * Tensor(rng.standard_normal(s.shape).astype(dtype))).sum()
     loss.backward()
-    out = {"y": y.data, "dx": x.grad}
+    out = {"y": y.data, "dx": x.grad} if x_grad else {"y": y.data}
     out.update({f"final{k}": s.data for k, s in enumerate(finals)})
     out.update({f"d{k}": p.grad for k, p in layer.params.items()})
     out.update({f"dinit{k}": t.grad for k, t in enumerate(given)})
@@ -98,6 +98,18 @@ def test_learned_and_given_initial_states(monkeypatch, cell, batch):
         a, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES[batch], "float64", True, **kw)
         b, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES[batch], "float64", False, **kw)
         assert_same(a, b, "float64")
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_input_without_gradient(monkeypatch, cell):
+    """The first layer of a model without an embedding: no input gradient is computed, the
+    weights' gradients are the same."""
+    a, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES["masked"], "float64", True,
+                     x_grad=False)
+    b, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES["masked"], "float64", False,
+                     x_grad=False)
+    assert "dx" not in a
+    assert_same(a, b, "float64")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

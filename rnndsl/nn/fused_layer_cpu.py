@@ -330,7 +330,7 @@ def _steps_backward(cell, f32, pre, hh, hprev, cprev, aux, W, counts, offs, pos,
 @njit(nogil=True, **_JIT)
 def _direction_backward(cell, X, gathered, Xd, Wih, col0, W, counts, offs, pos, act, pre, hh,
                         hprev, cprev, aux, gout, ocol, dh, dc, dxg, dhh, tmp, extra, grh, dWih,
-                        dbias, dW, dbh, dXd, dX):
+                        dbias, dW, dbh, dXd, dX, need_dx):
     f32 = X.itemsize == 4
     P, G = pre.shape
     H = dh.shape[1]
@@ -362,6 +362,8 @@ def _direction_backward(cell, X, gathered, Xd, Wih, col0, W, counts, offs, pos, 
     for r in range(P):
         for k in range(G):
             dbias[col0 + k] += dxg[r, k]
+    if not need_dx:
+        return
     _gemm(f32, N_, T_, P, din, G, dxg.ctypes.data, G, _at(Wih, 0, col0), DG, 0.0,
           dXd.ctypes.data, din)
     if gathered:
@@ -371,11 +373,11 @@ def _direction_backward(cell, X, gathered, Xd, Wih, col0, W, counts, offs, pos, 
 
 def direction_backward(cell, X, gathered, Xd, Wih, col0, W, counts, offs, pos, act, pre, hh,
                        hprev, cprev, aux, gout, ocol, dh, dc, dxg, dhh, tmp, extra, grh, dWih,
-                       dbias, dW, dbh, dXd, dX):
+                       dbias, dW, dbh, dXd, dX, need_dx=True):
     """One direction's backward pass: dh, dc hold the cotangents of the final state on entry
     and those of the initial state on return; writes this direction's blocks of dWih and dbias,
     its dW (H, G) and dbh, and its input gradient into dX (rows ``pos``; dXd is dX itself when
-    the rows are not gathered)."""
+    the rows are not gathered; skipped unless ``need_dx``)."""
     _direction_backward(cell, X, gathered, Xd, Wih, col0, W, counts, offs, pos, act, pre, hh,
                         hprev, cprev, aux, gout, ocol, dh, dc, dxg, dhh, tmp, extra, grh, dWih,
-                        dbias, dW, dbh, dXd, dX)
+                        dbias, dW, dbh, dXd, dX, need_dx)

@@ -111,13 +111,14 @@ def _run_jobs(K: Any, jobs: list, parallel: bool) -> None:
 
 @op("rnn_layer", multi=True)
 def rnn_layer(xp, x, W_ih, bias, W_hh, b_hh, h0, c0, layout: Layout | None = None,
-              cell: int = 0):
+              cell: int = 0, need_dx: bool = True):
     """A recurrent layer over a batch: x (T, B, d_in) -> (out (T, B, D*H), h_n (D, B, H)[, c_n]).
 
     ``bias`` (D*G,) is the input projection's bias (b_ih + b_hh unless the cell keeps b_hh in
     the step, the GRU reset-after form, which takes b_hh (D, 1, G)); h0, c0 (D, B, H) the
     initial state (c0 for the LSTM only). Outputs are zero past each sequence's end; the final
-    state of each sequence is the state at its own last token.
+    state of each sequence is the state at its own last token. ``need_dx=False`` (the input
+    needs no gradient) leaves the input gradient out of the backward.
     """
     K = Bk.fused_module(_KERNELS)
     T, B, din = x.shape
@@ -170,7 +171,9 @@ def rnn_layer(xp, x, W_ih, bias, W_hh, b_hh, h0, c0, layout: Layout | None = Non
         dbh = np.empty((D, G), dt) if gru_after else np.zeros((D, 1), dt)
         dXs = []
         for d in range(D):
-            if layout.gathered[d]:
+            if not need_dx:
+                dXs.append((dummy, dummy))
+            elif layout.gathered[d]:
                 dXs.append((np.empty((P, din), dt), np.zeros((T * B, din), dt)))
             else:
                 full = np.empty((T * B, din), dt)
@@ -183,13 +186,14 @@ def rnn_layer(xp, x, W_ih, bias, W_hh, b_hh, h0, c0, layout: Layout | None = Non
                 layout.offs, layout.pos[d], layout.act[d], s["pre"], s["hh"], s["hprev"],
                 s["cprev"], s["aux"], gout, d * H, dh[d], dc[d], np.empty((P, G), dt),
                 buf(gru_after, G), np.empty((B, H), dt), np.empty((B, H), dt),
-                np.empty((B, H), dt), dWih, dbias, dW[d], dbh[d], dXs[d][0], dXs[d][1])
+                np.empty((B, H), dt), dWih, dbias, dW[d], dbh[d], dXs[d][0], dXs[d][1],
+                need_dx)
 
         _run_jobs(K, [backward_job(d) for d in range(D)], parallel)
-        dX = dXs[0][1]
-        for d in range(1, D):
+        dX = dXs[0][1] if need_dx else None
+        for d in range(1, D if need_dx else 0):
             dX += dXs[d][1]
-        grads = [dX.reshape(T, B, din), dWih, dbias, dW,
+        grads = [None if dX is None else dX.reshape(T, B, din), dWih, dbias, dW,
                  dbh.reshape(D, 1, G) if gru_after else None, dh, dc if lstm else None]
         return tuple(grads)
 
@@ -214,6 +218,7 @@ def forward(layer: Any, inp: Tensor, bias: Tensor, info: SeqInfo, ctx: RunContex
     lstm = layer.cell.kind == "lstm"
     b_hh = layer.b_hh if layer.cell.has_hidden_bias else None
     outs = apply("rnn_layer", inp, layer.W_ih, bias, layer.W_hh, b_hh, carry[0],
-                 carry[1] if lstm else None, layout=layout_of(info), cell=cell_code(layer.cell))
+                 carry[1] if lstm else None, layout=layout_of(info), cell=cell_code(layer.cell),
+                 need_dx=inp.requires_grad)
     ctx.final_states[layer.name] = tuple(outs[1:])
     return SeqValue(outs[0], info, bidirectional=layer.D == 2)
