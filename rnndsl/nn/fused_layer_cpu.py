@@ -29,6 +29,7 @@ import os
 
 import llvmlite.binding as llvm
 from numba import njit, types
+from numba.extending import overload
 
 from ..autodiff.backend import host as np
 from ..autodiff.fused_host import JIT_OPTIONS as _JIT
@@ -84,9 +85,17 @@ N_, T_ = 111, 112  # CblasNoTrans, CblasTrans (row-major: 101)
 SRNN_TANH, SRNN_RELU, LSTM, GRU_AFTER, GRU_BEFORE = 0, 1, 2, 3, 4
 
 
-@njit(inline="always", **_JIT)
-def _tanh_exact(x):
+def th(x):
+    """tanh for the kernels: fused_cpu's Eigen approximation in float32, libm's in float64
+    (picked at compile time by the argument's type)."""
     return np.tanh(x)
+
+
+@overload(th, inline="always")
+def _th_typed(x):
+    if x == types.float32:
+        return lambda x: _tanh_fast(x)
+    return lambda x: np.tanh(x)
 
 
 @njit(inline="always", **_JIT)
@@ -108,7 +117,7 @@ def _at(a, row, col):
 
 # --- the gate arithmetic of one row (vectorised loops over j) ------------------------------------
 @njit(inline="always", **_JIT)
-def _lstm_row(th, a, c, cp, tc, h, H):
+def _lstm_row(a, c, cp, tc, h, H):
     half = a.dtype.type(0.5)
     for j in range(H):
         i = half * th(half * a[j]) + half
@@ -127,7 +136,7 @@ def _lstm_row(th, a, c, cp, tc, h, H):
 
 
 @njit(inline="always", **_JIT)
-def _gru_after_row(th, a, hh, bh, hp, h, H):
+def _gru_after_row(a, hh, bh, hp, h, H):
     half = a.dtype.type(0.5)
     one = a.dtype.type(1)
     for k in range(3 * H):
@@ -143,7 +152,7 @@ def _gru_after_row(th, a, hh, bh, hp, h, H):
 
 
 @njit(**_JIT)
-def _steps_forward(cell, th, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, counts, offs,
+def _steps_forward(cell, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, counts, offs,
                    pos, act, out, ocol):
     H = h.shape[1]
     G = pre.shape[1]
@@ -179,9 +188,9 @@ def _steps_forward(cell, th, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, 
                     a[j] = v
                     h[b, j] = v
             elif cell == LSTM:
-                _lstm_row(th, a, c[b], cprev[r], aux[r], h[b], H)
+                _lstm_row(a, c[b], cprev[r], aux[r], h[b], H)
             elif cell == GRU_AFTER:
-                _gru_after_row(th, a, hh[r], bh, hprev[r], h[b], H)
+                _gru_after_row(a, hh[r], bh, hprev[r], h[b], H)
             else:
                 for j in range(2 * H):
                     a[j] = half * th(half * a[j]) + half
@@ -206,7 +215,7 @@ def _steps_forward(cell, th, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, 
 
 
 @njit(nogil=True, **_JIT)
-def _direction_forward(cell, th, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, counts, offs,
+def _direction_forward(cell, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, counts, offs,
                        pos, act, pre, hh, hprev, cprev, aux, out, ocol):
     f32 = X.itemsize == 4
     P, G = pre.shape
@@ -222,7 +231,7 @@ def _direction_forward(cell, th, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, 
     for r in range(P):
         for k in range(G):
             pre[r, k] += bias[col0 + k]
-    _steps_forward(cell, th, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, counts, offs,
+    _steps_forward(cell, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, counts, offs,
                    pos, act, out, ocol)
 
 
@@ -231,8 +240,7 @@ def direction_forward(cell, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, count
     """One direction's forward pass (see the module docstring for the layout); h and c hold
     the initial state on entry and the final state on return; ``out`` (T*B, D*H) gets this
     direction's columns ocol .. ocol + H at the running rows' positions."""
-    th = _tanh_fast if X.dtype == np.float32 else _tanh_exact
-    _direction_forward(cell, th, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, counts, offs,
+    _direction_forward(cell, X, gathered, Xd, Wih, col0, bias, W, bh, h, c, counts, offs,
                        pos, act, pre, hh, hprev, cprev, aux, out, ocol)
 
 
