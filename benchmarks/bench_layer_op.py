@@ -135,9 +135,9 @@ def build_gru_rnndsl():
     import numpy as np
 
     sys.path.insert(0, HERE)
+    import bench_speed
     from common import tagger_graph
 
-    import bench_speed
     from rnndsl.nn.module import RunContext, SeqInfo, TokenValue
     from rnndsl.nn.network import Network
     from rnndsl.train.optim import Adam
@@ -237,7 +237,6 @@ def main() -> None:
 
     bench_speed.setup_threads(args.threads)
     import torch
-
     from common import gemm_peak_gflops
 
     torch.set_num_threads(args.threads)
