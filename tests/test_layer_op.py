@@ -100,6 +100,33 @@ def test_learned_and_given_initial_states(monkeypatch, cell, batch):
         assert_same(a, b, "float64")
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru_before", "srnn_relu"])
+@pytest.mark.parametrize("lengths", [[4, 2, 1], [2, 4, 1]])
+def test_padding_beyond_the_longest_sequence(monkeypatch, cell, lengths):
+    """T larger than every length (a batch padded to a fixed size): no step runs every row."""
+    a, _ = run_layer(monkeypatch, CELLS[cell], 2, lengths, "float64", True, T=6)
+    b, _ = run_layer(monkeypatch, CELLS[cell], 2, lengths, "float64", False, T=6)
+    assert not a["y"][4:].any()
+    assert_same(a, b, "float64")
+
+
+def test_small_inference_keeps_the_per_step_path(monkeypatch):
+    """Tape-free inference of a few rows (one sentence) runs the per-step small-step kernel."""
+    monkeypatch.setenv(layer_op.LAYER_OP_ENV, "1")
+    init = Init(np.random.default_rng(1), Bk.get_backend("numpy"), np.dtype("float32"))
+    layer = Recurrent("l", CELLS["lstm"], 3, 4, True, init)
+    x = Tensor(np.ones((5, 1, 3), np.float32))
+    calls = []
+    monkeypatch.setattr(layer_op, "forward", lambda *a: calls.append(1))
+    with no_grad():
+        layer.forward(SeqValue(x, SeqInfo([5], 5, np)), RunContext())
+    assert calls == []
+    x = Tensor(np.ones((5, 8, 3), np.float32))
+    with no_grad():
+        layer.forward(SeqValue(x, SeqInfo([5] * 8, 5, np)), RunContext())
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_input_without_gradient(monkeypatch, cell):
     """The first layer of a model without an embedding: no input gradient is computed, the
