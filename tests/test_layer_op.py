@@ -196,6 +196,12 @@ def test_switch_and_fallback(monkeypatch):
         Bk.set_fused(before)
 
 
+def test_every_cell_form_has_a_kernel():
+    codes = {layer_op.cell_code(c) for c in CELLS.values()}
+    assert codes == {K.SRNN_TANH, K.SRNN_RELU, K.LSTM, K.GRU_AFTER, K.GRU_BEFORE}
+    assert layer_op.cell_code(Cell("srnn", act="sigmoid")) is None  # -> the per-step tape
+
+
 def test_openblas_symbols_are_found():
     assert Path(K.LIBRARY).exists()
     n = K.blas_threads()

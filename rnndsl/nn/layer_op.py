@@ -45,13 +45,16 @@ def kernels() -> Any:
     return Bk.fused_module(_KERNELS)
 
 
-def cell_code(cell: Any) -> int:
-    """The kernels' number for a cell (fused_layer_cpu.SRNN_TANH ...)."""
-    if cell.kind == "srnn":
-        return 1 if cell.act == "relu" else 0
-    if cell.kind == "lstm":
-        return 2
-    return 3 if cell.reset == "after" else 4
+# the kernels' number for each cell form (fused_layer_cpu.SRNN_TANH ...); a cell not listed
+# here runs the per-step tape
+CELL_CODES = {("srnn", "tanh"): 0, ("srnn", "relu"): 1, ("lstm", None): 2, ("gru", "after"): 3,
+              ("gru", "before"): 4}
+
+
+def cell_code(cell: Any) -> int | None:
+    """The kernels' number for a cell, or None when the layer op has no kernel for it."""
+    option = {"srnn": cell.act, "gru": cell.reset}.get(cell.kind)
+    return CELL_CODES.get((cell.kind, option))
 
 
 class Layout:
@@ -212,6 +215,8 @@ def usable(layer: Any, inp: Tensor, ctx: RunContext) -> bool:
     if inp.dtype not in (np.float32, np.float64):
         return False
     if not grad_enabled() and inp.shape[1] * layer.D <= SMALL_INFERENCE_ROWS:
+        return False
+    if cell_code(layer.cell) is None:
         return False
     return kernels() is not None
 
