@@ -91,6 +91,29 @@ def test_layer_op_equals_per_step(monkeypatch, cell, D, batch, dtype):
     assert_same(a, b, dtype)
 
 
+class _NaNEmpty:
+    """NumPy, but np.empty fills with NaN: a kernel that reads memory it never wrote shows."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, **kw):
+        a = np.empty(shape, dtype, **kw)
+        a.fill(np.nan)
+        return a
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("batch", ["packed", "masked"])
+def test_no_uninitialised_buffer_is_read(monkeypatch, cell, batch):
+    monkeypatch.setattr(layer_op, "np", _NaNEmpty())
+    a, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES[batch], "float64", True)
+    monkeypatch.undo()
+    b, _ = run_layer(monkeypatch, CELLS[cell], 2, BATCHES[batch], "float64", False)
+    assert_same(a, b, "float64")
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("batch", ["packed", "masked"])
 def test_learned_and_given_initial_states(monkeypatch, cell, batch):

@@ -175,6 +175,8 @@ def _steps_forward(cell, f32, src, pre, hh, hprev, cprev, aux, W, bh, h, c, coun
         for b in range(n):
             r = o + b
             if act[r] == 0:
+                if cell == GRU_BEFORE:
+                    aux[r] = 0  # read by the backward's weight GEMM (times a zero cotangent)
                 continue
             a = pre[r]
             if cell == SRNN_TANH:
