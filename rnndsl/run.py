@@ -394,8 +394,15 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
     ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
     if data.dev:
-        dev = evaluate(trainer.net, data, data.dev, trainer.s, trainer.needs,  # rank 0 alone
-                       write=run_dir / f"predictions.dev.{ext}" if ext else None)
+        path = run_dir / f"predictions.dev.{ext}" if ext else None
+        best = trainer.best_dev  # evaluated with these weights at the end of their epoch
+        if best is not None and best[0] == meta.get("epoch") and (path is None or best[2]):
+            dev = best[1]
+            if path is not None:
+                best[2](path)
+        else:  # the best epoch was trained by an earlier process (a resumed run)
+            dev = evaluate(trainer.net, data, data.dev, trainer.s, trainer.needs,  # rank 0 alone
+                           write=path)
         final.update({f"dev_{k}": v for k, v in dev.items()})
     if data.test:  # once, with the selected weights; never used for early stopping or selection
         test = evaluate(trainer.net, data, data.test, trainer.s, trainer.needs,

@@ -296,10 +296,13 @@ def test_full_length_reversal_views_match_the_gather():
 @pytest.mark.parametrize("lengths", [[6, 6, 6], [6, 4, 1], [2, 6, 5]],
                          ids=["full", "sorted", "masked"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inference_loop_matches_the_taped_loop(pipeline, lengths, dtype):
+def test_inference_loop_matches_the_taped_loop(monkeypatch, pipeline, lengths, dtype):
     # under no_grad the layer runs its steps on plain arrays (no tape): same outputs; in float32
-    # a few sequences go through the fused small-batch LSTM step (another summation order)
+    # a few sequences go through the fused small-batch LSTM step (another summation order).
+    # Both sides per step (the layer op is checked against them in tests/test_layer_op.py)
     from rnndsl.autodiff import no_grad
+
+    monkeypatch.setenv("RNNDSL_LAYER_OP", "0")
 
     net = rnndsl.compile(pipeline, input_dim=4, seed=2, dtype=dtype)
     x = np.random.default_rng(1).standard_normal((3, 6, 4)).astype(dtype)

@@ -30,13 +30,16 @@ def bucket_batches(
     batch_size: int,
     rng: np.random.Generator | None,
     bucket_width: int = 50,
+    by_length: bool = False,
 ) -> list[list[int]]:
     """Group example indices into batches of similar length; every index occurs exactly once.
 
     With an rng: shuffle all indices, sort each window of `bucket_width * batch_size` of them by
     length (a stable sort, so ties stay shuffled), cut the windows into batches, then shuffle the
     order of the batches. The same seed gives the same batches. With rng=None (evaluation): no
-    shuffling and no sorting, batches of consecutive indices in order.
+    shuffling and no sorting, batches of consecutive indices in order; with ``by_length`` as
+    well, the indices sorted longest first (ties in input order) and cut into batches, so that
+    each batch holds similar lengths (evaluation: less padding, same predictions).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -44,7 +47,8 @@ def bucket_batches(
         raise ValueError(f"bucket_width must be >= 1, got {bucket_width}")
     n = len(lengths)
     if rng is None:
-        return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+        order = sorted(range(n), key=lambda i: -lengths[i]) if by_length else list(range(n))
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
     lens = np.asarray(lengths, dtype=np.int64)
     order = rng.permutation(n)
     window = bucket_width * batch_size

@@ -185,14 +185,17 @@ class TaskData:
     # --- batching -------------------------------------------------------------------------------
     def batches(self, examples: Sequence[readers.Example], batch_size: int, xp: Any,
                 rng: np.random.Generator | None, needs: set[str], rank: int = 0,
-                size: int = 1) -> list[Batch]:
-        """Length-bucketed batches (shuffled with ``rng``; in order when rng is None).
+                size: int = 1, by_length: bool = False) -> list[Batch]:
+        """Length-bucketed batches (shuffled with ``rng``; in order when rng is None, or with
+        ``by_length`` longest first, for evaluation: each batch's ``indices`` say where its
+        examples belong).
 
         With several ranks each global batch is cut into ``size`` shards and this rank gets its
         own; ``global_tokens`` / ``global_seqs`` still count the whole global batch, so a loss
         summed over the shard and divided by one of them averages over the global batch.
         """
-        groups = bucket_batches([len(ex.words) for ex in examples], batch_size, rng)
+        groups = bucket_batches([len(ex.words) for ex in examples], batch_size, rng,
+                                by_length=by_length)
         out = []
         for g in groups:
             part = g if size == 1 else g[rank * len(g) // size:(rank + 1) * len(g) // size]

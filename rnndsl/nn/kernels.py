@@ -24,6 +24,7 @@ from ..autodiff.tensor import OuterGrad
 FUSED_ENV = Bk.FUSED_ENV  # "0": always the generic gate arithmetic
 _FUSED_CPU = f"{__package__}.fused_cpu"  # the optional Numba override of the gate arithmetic
 _FUSED_GPU = f"{__package__}.fused_gpu"  # the CuPy ElementwiseKernel override
+_FUSED_GRU_CPU = f"{__package__}.fused_gru_cpu"  # the Numba override of the GRU gates
 
 
 def _gpu_kernels(xp, a):
@@ -50,11 +51,19 @@ def lstm_gate_kernels(xp, a) -> tuple:
 
 
 def gru_gate_kernels(xp, hh) -> tuple:
-    """The GRU gate arithmetic: the CuPy kernel for contiguous CuPy arrays, else the generic."""
-    fused = _gpu_kernels(xp, hh)
+    """The GRU gate arithmetic: Numba for float32 host arrays (fused_gru_cpu.py), the CuPy
+    kernel for contiguous CuPy arrays, else the generic."""
+    fused = _gru_cpu_kernels(xp, hh) if xp is Bk.host else _gpu_kernels(xp, hh)
     if fused is not None:
         return fused.gru_gates_forward, fused.gru_gates_backward
     return _gru_gates_forward, _gru_gates_backward
+
+
+def _gru_cpu_kernels(xp, a):
+    """fused_gru_cpu for float32 host arrays when the fused kernels are on, else None."""
+    if a.dtype != Bk.host.float32:
+        return None
+    return Bk.fused_module(_FUSED_GRU_CPU)
 
 
 def _times_wt(xp, d, W):
@@ -307,6 +316,9 @@ def gru_step(xp, xg, h, W, bh, mask=None, n=None):
 
 
 def _gru_lecture_core(xp, xg, carry, params):
+    fused = _gru_cpu_kernels(xp, xg) if xp is Bk.host else None
+    if fused is not None:
+        return fused.gru_lecture_core(xp, xg, carry, params)
     (h,), (W,) = carry, params
     H = h.shape[-1]
     W_rz, W_n = W[..., : 2 * H], W[..., 2 * H :]

@@ -13,6 +13,7 @@ from ..autodiff import backend as Bk
 from ..autodiff import functional as F
 from ..autodiff.ops import apply
 from ..autodiff.tensor import Tensor, grad_enabled, scope
+from . import layer_op
 from .cells import Cell
 from .module import Module, NestedValue, RunContext, SeqInfo, SeqValue, VecValue
 
@@ -148,6 +149,8 @@ class Recurrent(Module):
         if ctx.train and self.dropout > 0:  # variational: one mask per sequence across time
             inp = F.dropout(inp, self.dropout, ctx.rng, noise_shape=(1, Bn, d_in))
         bias = self.b_ih if self.cell.has_hidden_bias else self.b_ih + self.b_hh.reshape(-1)
+        if layer_op.usable(self, inp, ctx):  # one tape node for the layer (layer_op.py)
+            return layer_op.forward(self, inp, bias, info, ctx)
         packing = None if ctx.reference or ctx.record_states else info.packing
         if packing is not None:
             return self._packed(inp, bias, packing, info, ctx)

@@ -173,6 +173,9 @@ class Trainer:
         self._stop = False
         self.xp = net.backend.xp
         self.lr0 = opt.lr
+        # (epoch count, dev metrics, writer of their predictions) of the best epoch trained in
+        # this process: the run's final dev figures without evaluating the dev set again
+        self.best_dev: tuple | None = None
 
     # --- checkpoints ----------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -298,8 +301,9 @@ class Trainer:
             if task is not None:
                 self.progress.stop()
             secs = time.perf_counter() - t0
+            keep: dict[str, Any] = {}
             with self.timed("evaluation"):
-                dev = self.evaluate(self.data.dev) if self.data.dev else {}
+                dev = self.evaluate(self.data.dev, keep=keep) if self.data.dev else {}
             record = {"epoch": st.epoch + 1, "train_loss": st.epoch_loss / max(st.epoch_steps, 1),
                       "lr": self.opt.lr, "seconds": round(secs, 2),
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
@@ -315,6 +319,7 @@ class Trainer:
             st.step = 0
             if improved:
                 self.save("best")
+                self.best_dev = (st.epoch, dev, keep.get("write"))
             self.save("last")
             if self.s.early_stop and st.bad_epochs >= self.s.early_stop[1]:
                 self.log(f"early stop: dev {self.s.early_stop[0]} did not improve for "
@@ -396,9 +401,10 @@ class Trainer:
         return False
 
     # --- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, examples: list, write: Path | None = None) -> dict[str, Any]:
+    def evaluate(self, examples: list, write: Path | None = None,
+                 keep: dict | None = None) -> dict[str, Any]:
         return evaluate(self.net, self.data, examples, self.s, self.needs,
-                        write if self.comm.is_root else None, self.comm)
+                        write if self.comm.is_root else None, self.comm, keep=keep)
 
 
 def gather_predictions(comm: Any, mine: dict[int, Any], n: int, per_token: bool) -> list:
@@ -423,11 +429,14 @@ def gather_predictions(comm: Any, mine: dict[int, Any], n: int, per_token: bool)
 
 
 def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, needs: set[str],
-             write: Path | None = None, comm: Any = None) -> dict[str, Any]:
+             write: Path | None = None, comm: Any = None,
+             keep: dict | None = None) -> dict[str, Any]:
     """Dev/test metrics: accuracy (+ span F1 with a tag scheme), or perplexity for an LM.
 
     With several ranks each evaluates its share of the batches (of the streams, for an LM) and
-    the predictions and sums are joined, in input order, on every rank.
+    the predictions and sums are joined, in input order, on every rank. ``keep`` (a dict) gets
+    ``keep["write"]``, a function that writes these predictions to a path later. Batches are
+    grouped by length (less padding); the predictions come back in input order.
     """
     comm = comm or LocalComm()
     xp = net.backend.xp
@@ -450,7 +459,8 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
             return out
         mine: dict[int, Any] = {}
         total, n = 0.0, 0
-        for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs)):
+        for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs,
+                                           by_length=True)):
             if k % comm.size != comm.rank:
                 continue
             pred, _, loss, count = predict_batch(net, b, ctx)
@@ -473,15 +483,19 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         out.update(breakdown.tagging_report(gold, pred_tags, names, sc))
         if write:
             write_tagged(write, examples, pred_tags)
+        if keep is not None:
+            keep["write"] = lambda path: write_tagged(path, examples, pred_tags)
     else:
         names = data.vocabs["labels"].tokens
         labels = [names[int(k)] for k in preds]
         gold = [ex.label for ex in examples]
         out["accuracy"] = 100.0 * sum(p == g for p, g in zip(labels, gold)) / max(len(gold), 1)
         out.update(breakdown.class_report(gold, labels, names))
+        lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
         if write:
-            lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")
+        if keep is not None:
+            keep["write"] = lambda path: checkpoint.atomic_write_text(path, "\n".join(lines) + "\n")
     return out
 
 

@@ -253,7 +253,9 @@ def global_grad_norm(params: Mapping[str, Any]) -> float:
             p._grad_owned = True
             g = g.values
         with Bk.host.errstate(over="ignore", invalid="ignore"):  # inf/NaN: the caller says so
-            total += float((g * g).sum())
+            # one pass, no (g * g) temporary (a dot product of the flat gradient with itself)
+            flat = g.reshape(-1)
+            total += float(Bk.namespace_of(flat).dot(flat, flat))
     return math.sqrt(total)
 
 
@@ -268,7 +270,9 @@ def clip_grad_norm(params: Mapping[str, Any], max_norm: float) -> float:
                 continue
             if isinstance(g, RowSparse):
                 p._grad = RowSparse(g.indices, g.values * scale, g.shape, g.unique)
-            else:
+            elif p._grad_owned:  # our own buffer: scaled in place, no copy
+                g *= scale
+            else:  # a cotangent a vjp may share with another parameter (add's): a new array
                 p._grad = g * scale
             p._grad_owned = True
     return norm
