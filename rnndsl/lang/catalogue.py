@@ -1139,9 +1139,10 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
         SettingDef("seed", Int(), 0, "random seed; the same seed repeats a run exactly"),
         SettingDef(
             "bptt",
-            OneOf((Int(POSITIVE_INT), Nothing())),
-            None,
-            "language models: unroll length of truncated BPTT (the state carries over)",
+            Int(POSITIVE_INT),
+            35,
+            "language models only: unroll length of truncated BPTT (the state carries over "
+            "from one window to the next); other models take no bptt",
         ),
         SettingDef("init", INITS, "default", "weight initialisation"),
         SettingDef("freeze", ListOf(DefinitionName()), (), "definitions whose weights stay fixed"),
@@ -1201,10 +1202,17 @@ OUTPUT_SETTINGS: dict[str, SettingDef] = {
             "dir",
             OneOf((Path(folder=True, must_exist=False), Nothing())),
             None,
-            "the run folder (default: chosen by the command line)",
+            "the run folder, relative to the spec (`rnndsl run --out` overrides it; "
+            "default: runs/SPEC-DATE-TIME in the current folder)",
         ),
-        SettingDef("predictions", Bool(), False, "write the dev predictions"),
-        SettingDef("plot", Bool(), True, "draw the training curves"),
+        SettingDef(
+            "predictions",
+            Bool(),
+            True,
+            "write the dev predictions (predictions.dev.txt for taggers, .tsv for classifiers; "
+            "a language model has none)",
+        ),
+        SettingDef("plot", Bool(), True, "draw the training curves (curve.png)"),
     )
 }
 

@@ -68,7 +68,7 @@ class TrainConfig:
     schedule: FuncValue | None = _default(C.TRAIN_SETTINGS, "schedule")
     early_stop: EarlyStop | None = None
     seed: int = _default(C.TRAIN_SETTINGS, "seed")
-    bptt: int | None = _default(C.TRAIN_SETTINGS, "bptt")
+    bptt: int = _default(C.TRAIN_SETTINGS, "bptt")
     init: FuncValue = _default(C.TRAIN_SETTINGS, "init")
     freeze: tuple[str, ...] = ()
     chain_thaw: bool = _default(C.TRAIN_SETTINGS, "chain_thaw")
@@ -79,6 +79,19 @@ class TrainConfig:
     checkpoint_every: int | None = _default(C.TRAIN_SETTINGS, "checkpoint_every")
     span: Span | None = field(default=None, compare=False)
     setting_spans: Mapping[str, Span] = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every setting of the block by its catalogue key, as JSON values (config.json)."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, FuncValue):
+                return {"name": v.name, "args": dict(v.args)}
+            if isinstance(v, EarlyStop):
+                return {"metric": v.metric, "patience": v.patience}
+            return list(v) if isinstance(v, tuple) else v
+
+        return {"model": self.model, "data": self.data,
+                **{key: plain(getattr(self, key)) for key in C.TRAIN_SETTINGS}}
 
 
 @dataclass(frozen=True)
@@ -92,9 +105,11 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    dir: str | None = None  # absolute
-    predictions: bool = False
-    plot: bool = True
+    """The output block; defaults come from ``catalogue.OUTPUT_SETTINGS``."""
+
+    dir: str | None = _default(C.OUTPUT_SETTINGS, "dir")  # absolute
+    predictions: bool = _default(C.OUTPUT_SETTINGS, "predictions")
+    plot: bool = _default(C.OUTPUT_SETTINGS, "plot")
     span: Span | None = field(default=None, compare=False)
 
 
@@ -801,7 +816,7 @@ class Checker:
                     span,
                     f'add dev="..." to data {data}',
                 )
-        if v["bptt"] is not None and target is not None and target.role != "next":
+        if "bptt" in spans and target is not None and target.role != "next":
             self.report(
                 "BadValue",
                 f"train: bptt applies to language models (a softmax over a next-token field), "

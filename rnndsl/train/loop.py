@@ -24,6 +24,7 @@ from ..autodiff import backend as Bk
 from ..autodiff.tensor import Tensor, no_grad
 from ..data.dataset import Batch, TaskData
 from ..errors import CheckpointError, TrainingError
+from ..lang import TrainConfig
 from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
@@ -38,21 +39,21 @@ class Interrupted(Exception):
     """Training stopped on Ctrl-C after saving a checkpoint (exit code 130)."""
 
 
-@dataclass
-class TrainSettings:
-    """What the training block of a spec asks for, resolved."""
+EVAL_BATCH = 64  # sequences per evaluation batch (no gradients, so larger than training's)
 
-    epochs: int = 10
-    batch: int = 32
-    clip: float | None = 5.0
-    seed: int = 1
-    schedule: tuple[str, dict] = ("none", {})
-    early_stop: tuple[str, int] | None = None  # (metric, patience)
-    metric: str = "accuracy"
-    bptt: int = 35
-    reduction: str = "mean"
-    checkpoint_every: int = 0  # steps; 0 = at the end of each epoch only
-    eval_batch: int = 64
+
+def selection_metric(settings: TrainConfig, data: TaskData) -> str:
+    """The dev metric that picks the best epoch: early stopping's, else the task's own
+    (perplexity for a language model, span F1 for tags with a span scheme, else accuracy)."""
+    if settings.early_stop is not None:
+        return settings.early_stop.metric
+    return "perplexity" if data.kind == "lm" else "f1" if data.scheme != "none" else "accuracy"
+
+
+def schedule_of(settings: TrainConfig) -> tuple[str, Mapping[str, Any]]:
+    """The learning-rate schedule's name and arguments ("none" without one)."""
+    sched = settings.schedule
+    return (sched.name, sched.args) if sched is not None else ("none", {})
 
 
 @dataclass
@@ -155,11 +156,12 @@ def predict_batch(net: Network, batch: Batch, ctx: RunContext) -> tuple[Any, Any
 class Trainer:
     """Runs training for one network on one TaskData, writing into a run directory."""
 
-    def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainSettings,
+    def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainConfig,
                  run_dir: Path, log: Callable[[str], None] = print,
                  progress: Any = None, needs: set[str] | None = None, comm: Any = None,
                  profile: bool = False):
         self.net, self.data, self.opt, self.s = net, data, opt, settings
+        self.metric = selection_metric(settings, data)
         self.comm = comm or LocalComm()
         # seconds spent in each part of training (`rnndsl run --profile` prints them)
         self.times = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
@@ -316,8 +318,8 @@ class Trainer:
             if improved:
                 self.save("best")
             self.save("last")
-            if self.s.early_stop and st.bad_epochs >= self.s.early_stop[1]:
-                self.log(f"early stop: dev {self.s.early_stop[0]} did not improve for "
+            if self.s.early_stop and st.bad_epochs >= self.s.early_stop.patience:
+                self.log(f"early stop: dev {self.metric} did not improve for "
                          f"{st.bad_epochs} epochs (best {st.best:.4g} at epoch "
                          f"{st.best_epoch + 1})")
                 st.done = True
@@ -370,7 +372,7 @@ class Trainer:
         return value
 
     def lr_for_epoch(self, epoch: int) -> float:
-        kind, a = self.s.schedule
+        kind, a = schedule_of(self.s)
         if kind == "step":
             start, factor = int(a.get("start", 4)), float(a.get("factor", 0.5))
             return self.lr0 * factor ** max(0, epoch + 1 - start)
@@ -379,7 +381,7 @@ class Trainer:
     def track(self, dev: Mapping[str, Any]) -> bool:
         """Update best score / patience / plateau schedule; True when this epoch is the best."""
         st = self.state
-        metric = self.s.early_stop[0] if self.s.early_stop else self.s.metric
+        metric = self.metric
         value = dev.get(metric)
         if value is None:
             return True
@@ -388,7 +390,7 @@ class Trainer:
             st.best, st.best_epoch, st.bad_epochs = float(value), st.epoch, 0
             return True
         st.bad_epochs += 1
-        kind, a = self.s.schedule
+        kind, a = schedule_of(self.s)
         # every `patience` epochs without improvement (0 and 1: at each such epoch)
         if kind == "plateau" and st.bad_epochs % max(1, int(a.get("patience", 1))) == 0:
             self.opt.lr *= float(a.get("factor", 0.5))
@@ -422,7 +424,7 @@ def gather_predictions(comm: Any, mine: dict[int, Any], n: int, per_token: bool)
     return out
 
 
-def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, needs: set[str],
+def evaluate(net: Network, data: TaskData, examples: list, s: TrainConfig, needs: set[str],
              write: Path | None = None, comm: Any = None) -> dict[str, Any]:
     """Dev/test metrics: accuracy (+ span F1 with a tag scheme), or perplexity for an LM.
 
@@ -447,7 +449,7 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
             return {"perplexity": metrics.perplexity(total, n), "loss": total / max(n, 1)}
         mine: dict[int, Any] = {}
         total, n = 0.0, 0
-        for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs)):
+        for k, b in enumerate(data.batches(examples, EVAL_BATCH, xp, None, needs)):
             if k % comm.size != comm.rank:
                 continue
             pred, _, loss, count = predict_batch(net, b, ctx)
@@ -518,4 +520,4 @@ def format_epoch(r: Mapping[str, Any]) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["Interrupted", "TrainSettings", "TrainState", "Trainer", "evaluate"]
+__all__ = ["Interrupted", "TrainState", "Trainer", "evaluate", "selection_metric"]
