@@ -107,3 +107,32 @@ def test_bptt_on_a_classifier_or_none_is_an_error(tmp_path, setting):
     p = toy(tmp_path, train=f"; {setting}")
     kinds = [d.kind for d in lang.check_file(p)]
     assert kinds and set(kinds) == {"BadValue"}, kinds
+
+
+def test_eval_every_evaluates_inside_epochs_and_changes_no_training(tmp_path):
+    plain = run(toy(tmp_path, train=""), out=str(tmp_path / "a"), epochs=2, log=quiet)
+    lines = []
+    every = run(toy(tmp_path, train="; eval_every = 2"), out=str(tmp_path / "b"), epochs=2,
+                log=lines.append)
+    assert {k: v for k, v in plain.items() if k != "train_seconds"} == \
+        {k: v for k, v in every.items() if k != "train_seconds"}
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    # 48 sequences in batches of 16: 3 steps an epoch; steps 2 and 4 of the run are inside an
+    # epoch, step 6 ends one (its epoch line is the evaluation)
+    assert [(r["epoch"], r.get("step")) for r in rows] == [(1, 2), (1, None), (2, 1), (2, None)]
+    assert rows[2]["global_step"] == 4 and "dev_accuracy" in rows[2]
+    before = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(before, [r for r in rows if "step" not in r]):
+        assert {k: v for k, v in a.items() if k not in ("seconds", "tokens_per_s")} == \
+            {k: v for k, v in b.items() if k not in ("seconds", "tokens_per_s")}
+    assert any(s.startswith("epoch 2 step 1 |") for s in lines)
+
+
+def test_eval_every_without_a_dev_set_is_an_error(tmp_path):
+    (tmp_path / "train.tsv").write_text("label\tsentence\npos\ta b\nneg\tc d\n")
+    p = tmp_path / "c.rnn"
+    p.write_text('data c = classification(train="train.tsv", format=tsv)\n'
+                 "m = embed(c.words, d=4) |> lstm(d=4) |> last |> softmax(c.labels)\n"
+                 "train m on c { eval_every = 10 }\n")
+    (d,) = lang.check_file(p)
+    assert d.kind == "BadValue" and "eval_every" in d.message and d.span.line == 3

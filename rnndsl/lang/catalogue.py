@@ -766,7 +766,8 @@ LAYERS: dict[str, LayerDef] = {
                     "format",
                     Enum(("auto", "word2vec", "word2vec-bin", "glove")),
                     "auto",
-                    "format of the pretrained file (auto: by its name and first line)",
+                    "format of the pretrained file (auto: from its first lines, not its name: a "
+                    "\"COUNT DIM\" header is word2vec, text or binary by what follows; else GloVe)",
                 ),
                 Param("freeze", Bool(), False, "keep the vectors fixed during training"),
                 Param("dropout", Float(PROBABILITY), 0.0, "dropout on the embedded vectors"),
@@ -1170,7 +1171,9 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
             "eval_every",
             OneOf((Int(POSITIVE_INT), Nothing())),
             None,
-            "evaluate on dev every N steps (none: after each epoch)",
+            "also evaluate on dev every N steps (counted over the whole run), each a line of "
+            "metrics.jsonl with its `step`; the best epoch and early stopping still go by the "
+            "evaluation after each epoch (none: only that one)",
         ),
         SettingDef(
             "checkpoint_every",

@@ -220,28 +220,19 @@ def _first_line(path: str, skip_blank: bool = True) -> str | None:
     return None
 
 
-def vector_format(path: str, fmt: str) -> str:
-    """Resolve format=auto: word2vec-bin by the name, word2vec if a "count dim" header."""
-    if fmt != "auto":
-        return fmt
-    name = path[:-3] if path.endswith(".gz") else path
-    if name.endswith(".bin"):
-        return "word2vec-bin"
-    first = _first_line(path)
-    parts = first.split() if first else []
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return "word2vec"
-    return "glove"
-
-
 def vector_dim(path: str, fmt: str) -> int | None:
-    """The size of the vectors in a pretrained file, from its first line, or None."""
+    """The size of the vectors in a pretrained file, from its first line, or None.
+
+    Only the size: which format the file is in (format=auto) is the data layer's decision
+    (data.embeddings.sniff_format). Both word2vec forms, text and binary, start with the same
+    ASCII header "COUNT DIM"; a GloVe file starts with a word and its numbers."""
     first = _first_line(path)
     if first is None:
         return None
     parts = first.split()
-    if fmt in ("word2vec", "word2vec-bin"):
-        return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+    header = len(parts) == 2 and all(p.isdigit() for p in parts)
+    if fmt in ("word2vec", "word2vec-bin") or (fmt == "auto" and header):
+        return int(parts[1]) if header else None
     return len(parts) - 1 if len(parts) > 1 else None
 
 
@@ -816,6 +807,13 @@ class Checker:
                     span,
                     f'add dev="..." to data {data}',
                 )
+        if "eval_every" in spans and not self._has_dev(data):
+            self.report(
+                "BadValue",
+                f"train: eval_every evaluates on the dev set, but {data} has none",
+                spans["eval_every"],
+                f'add dev="..." to data {data}, or remove eval_every',
+            )
         if "bptt" in spans and target is not None and target.role != "next":
             self.report(
                 "BadValue",
@@ -1181,8 +1179,6 @@ class _Builder:
         if ld.kind == "embed":
             src: FieldRef = args["source"]
             params.update(source=src.dotted, dataset=src.dataset, field=src.field, level=src.depth)
-            if params["pretrained"] is not None:
-                params["format"] = vector_format(params["pretrained"], params["format"])
         elif ld.kind in ("softmax", "crf"):
             target: FieldRef = args["target"]
             per = target.per or ("sequence" if isinstance(t, T.Vec) else "token")
@@ -1238,7 +1234,7 @@ class _Builder:
         d, pre = bound["d"], bound["pretrained"]
         if pre is not None and pre is not INVALID and d is not INVALID:
             fmt = bound["format"]
-            dim = vector_dim(pre, vector_format(pre, fmt)) if fmt is not INVALID else None
+            dim = vector_dim(pre, fmt) if fmt is not INVALID else None
             if d is None and dim is None:
                 self.report(
                     "MissingArgument",

@@ -68,6 +68,7 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    step_evals: list[dict] = field(default_factory=list)  # eval_every's, inside epochs
     done: bool = False
     # running sums of the epoch in progress, so a resumed epoch reports the same train loss
     epoch_loss: float = 0.0
@@ -92,7 +93,7 @@ class TrainState:
         number = (int, float)
         kinds = {"epoch": int, "step": int, "global_step": int, "lr": number,
                  "best": (*number, type(None)), "best_epoch": int, "bad_epochs": int,
-                 "history": list, "done": bool, "epoch_loss": number, "epoch_steps": int,
+                 "history": list, "step_evals": list, "done": bool, "epoch_loss": number, "epoch_steps": int,
                  "epoch_tokens": int, "epoch_seconds": number}
         for key, value in st.items():
             kind = kinds.get(key)
@@ -107,6 +108,11 @@ class TrainState:
                     and all(isinstance(record.get(k), number) for k in ("seconds", "train_loss"))
                     and all(isinstance(v, (*number, str, type(None))) for v in record.values())):
                 raise bad(f"has an epoch record {json.dumps(record)}")
+        for record in st.get("step_evals", []):
+            if not (isinstance(record, dict) and type(record.get("epoch")) is int
+                    and type(record.get("step")) is int
+                    and all(isinstance(v, (*number, str, type(None))) for v in record.values())):
+                raise bad(f"has a step record {json.dumps(record)}")
         return cls(**st)
 
 
@@ -297,6 +303,11 @@ class Trainer:
                                       f"resume with --resume {self.run_dir}")
                 if self.s.checkpoint_every and st.global_step % self.s.checkpoint_every == 0:
                     self.save("last")
+                if self.s.eval_every and st.global_step % self.s.eval_every == 0 \
+                        and st.step < len(batches) and self.data.dev:  # the epoch's end has its own
+                    t_eval = time.perf_counter()
+                    self.step_eval()
+                    t0 += time.perf_counter() - t_eval  # not counted in the epoch's tokens/s
             if task is not None:
                 self.progress.stop()
             secs = time.perf_counter() - t0
@@ -307,10 +318,8 @@ class Trainer:
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
                       **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
             st.history.append(record)
+            self.write_metrics()
             if self.comm.is_root:
-                checkpoint.atomic_write_text(
-                    self.run_dir / "metrics.jsonl",
-                    "".join(json.dumps(r) + "\n" for r in st.history))
                 self.log(format_epoch(record))
             improved = self.track(dev)
             st.epoch += 1
@@ -328,6 +337,31 @@ class Trainer:
             self.save("best")
         self.comm.barrier()
         return st
+
+    def step_eval(self) -> None:
+        """``eval_every``: dev metrics in the middle of an epoch, a line of metrics.jsonl that
+        names its step. The best epoch and early stopping go by the epochs' ends only."""
+        st = self.state
+        with self.timed("evaluation"):
+            dev = self.evaluate(self.data.dev)
+        record = {"epoch": st.epoch + 1, "step": st.step, "global_step": st.global_step,
+                  "train_loss": st.epoch_loss / max(st.epoch_steps, 1), "lr": self.opt.lr,
+                  **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
+        st.step_evals.append(record)
+        self.write_metrics()
+        if self.comm.is_root:
+            self.log(format_step(record))
+
+    def write_metrics(self) -> None:
+        """metrics.jsonl: one line per evaluation in training order, an epoch's after its
+        steps' (only rank 0 writes)."""
+        if not self.comm.is_root:
+            return
+        st = self.state
+        rows = sorted(st.history + st.step_evals,
+                      key=lambda r: (r["epoch"], r.get("step", math.inf)))
+        checkpoint.atomic_write_text(self.run_dir / "metrics.jsonl",
+                                     "".join(json.dumps(r) + "\n" for r in rows))
 
     def train_step(self, batch: Batch, epoch: int, k: int) -> float:
         seed = [self.s.seed, epoch, k] + ([self.comm.rank] if self.comm.size > 1 else [])
@@ -508,6 +542,14 @@ def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
             raise CheckpointError(f"the checkpoint has no weights for {k}",
                                   hint="was it written for another spec?")
         p.value = arrays[key]
+
+
+def format_step(r: Mapping[str, Any]) -> str:
+    parts = [f"epoch {r['epoch']} step {r['step']}", f"train loss {r['train_loss']:.4f}"]
+    for k in ("dev_accuracy", "dev_f1", "dev_perplexity"):
+        if k in r:
+            parts.append(f"{k.replace('_', ' ')} {r[k]:.2f}")
+    return " | ".join(parts)
 
 
 def format_epoch(r: Mapping[str, Any]) -> str:
