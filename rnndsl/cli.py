@@ -100,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if backend:
         os.environ["RNNDSL_BACKEND"] = backend
     try:
-        from .autodiff.backend import host  # noqa: PLC0415 - `--help` stays fast
+        from .autodiff.backend import host, tune_allocator  # `--help` stays fast
+
+        tune_allocator()
 
         # a loss or gradient that turns inf/NaN is reported as a TrainingError with its step
         # and a hint; NumPy's own overflow warnings would only add noise before it
@@ -132,15 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run  # noqa: PLC0415
-    from .train.loop import Interrupted  # noqa: PLC0415
-    from .train.progress import Bars, console, metrics_table  # noqa: PLC0415
+    from .run import run
+    from .train.loop import Interrupted
+    from .train.progress import Bars, console, metrics_table
 
     if not args.spec and not args.resume:
         print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
         return 2
     if args.workers > 1:
-        from .train.distributed import get_comm, launch  # noqa: PLC0415
+        from .train.distributed import get_comm, launch
 
         if get_comm().size == 1:
             argv = [a for a in sys.argv[1:] if not a.startswith("--workers")]
@@ -163,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import lang  # noqa: PLC0415
+    from . import lang
 
     diags = lang.check_file(args.spec)
     errors = [d for d in diags if d.severity == "error"]
@@ -176,7 +178,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = lang.load(args.spec)
     sizes = None
     if not args.no_data and spec.train is not None:
-        from .run import prepare  # noqa: PLC0415
+        from .run import prepare
 
         try:
             prep = prepare(spec, log=lambda s: None)
@@ -188,8 +190,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .run import eval_file  # noqa: PLC0415
-    from .train.progress import console, metrics_table  # noqa: PLC0415
+    from .run import eval_file
+    from .train.progress import console, metrics_table
 
     res = eval_file(args.run_dir, args.file, log=lambda s: None)
     if args.json:
@@ -200,26 +202,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict  # noqa: PLC0415
+    from .predict import predict
 
     predict(args.run_dir, args.file, fmt=args.format, confidence=args.confidence)
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render.cli import render_command  # noqa: PLC0415
+    from .render.cli import render_command
 
     return render_command(args)
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
-    from .render.cli import gradflow_command  # noqa: PLC0415
+    from .render.cli import gradflow_command
 
     return gradflow_command(args)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .nn.selfcheck import run_gradchecks  # noqa: PLC0415
+    from .nn.selfcheck import run_gradchecks
 
     ok = run_gradchecks(args.op, print)
     return 0 if ok else 1

@@ -23,23 +23,12 @@ from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
+from .lang import OutputConfig, TrainConfig
+from .lang.ir import needs_of
 from .nn.network import Network
 from .train import checkpoint
-from .lang import OutputConfig, TrainConfig
 from .train.loop import Trainer, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
-
-
-def needs_of(graph: nx.DiGraph) -> set[str]:
-    """Which batch parts the model reads: characters, spans."""
-    needs = set()
-    for _, a in graph.nodes(data=True):
-        p = a.get("params", {})
-        if a["kind"] == "input" and p.get("field") in ("chars", "feats"):
-            needs.add(p["field"])
-        if a["kind"] == "split":
-            needs.add("spans")
-    return needs
 
 
 @dataclass
@@ -88,8 +77,8 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
         if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
-            from .autodiff.backend import host_rng  # noqa: PLC0415
-            from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
+            from .autodiff.backend import host_rng
+            from .data.embeddings import build_matrix, load_vectors
 
             words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             _, fld = field_key(p.get("source") or p.get("field"))
@@ -147,8 +136,8 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
     """
-    from . import lang  # noqa: PLC0415
-    from .train.distributed import get_comm  # noqa: PLC0415
+    from . import lang
+    from .train.distributed import get_comm
 
     comm = get_comm()
     if not comm.is_root:
@@ -319,10 +308,10 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
 def plot_curve(run_dir: Path, history: list[dict]) -> None:
     if not history:
         return
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     ep = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -395,8 +384,8 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
 
 def load_text(text: str, path: str) -> Any:
     """Check a spec copy as if it stood at ``path`` (its data paths resolve from there)."""
-    from . import lang  # noqa: PLC0415
-    from .errors import SpecError  # noqa: PLC0415
+    from . import lang
+    from .errors import SpecError
 
     checked, diags = lang.check_text(text, path)
     if checked is None:

@@ -215,7 +215,8 @@ def test_a_word2vec_file_with_any_name_is_read_in_its_own_format(tmp_path, binar
     spec = tmp_path / "s.rnn"
     spec.write_text(
         "data toy = synthetic(task=first_token, n=3, vocab=4, size=32)\n"
-        'm = embed(toy.words, pretrained="vectors.w2v") |> lstm(d=2) |> last |> softmax(toy.labels)\n'
+        'm = embed(toy.words, pretrained="vectors.w2v") |> lstm(d=2) |> last\n'
+        "  |> softmax(toy.labels)\n"
         "train m on toy { epochs = 1 }\n")
     checked = lang.load(spec)
     (node,) = [a for _, a in checked.models["m"].nodes(data=True) if a["kind"] == "embed"]

@@ -199,7 +199,7 @@ class TaskData:
 
     def make_batch(self, examples: Sequence[readers.Example], idx: list[int], xp: Any,
                    needs: set[str]) -> Batch:
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415 - data does not need nn
+        from ..nn.module import SeqInfo, TokenValue  # data does not need nn
 
         # longest first: the recurrent steps then run on a shrinking prefix (packed sequences)
         idx = sorted(idx, key=lambda i: -len(examples[i].words))
@@ -242,7 +242,7 @@ class TaskData:
                      inputs_mask=info.mask[..., 0])
 
     def _chars(self, exs: Sequence[readers.Example], outer: Any, xp: Any) -> Any:
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
+        from ..nn.module import SeqInfo, TokenValue
 
         cv = self.vocabs["chars"]
         words, index = [], []
@@ -263,7 +263,7 @@ class TaskData:
                           outer)
 
     def _spans(self, exs: Sequence[readers.Example], T: int, B: int, xp: Any) -> tuple:
-        from ..nn.module import SeqInfo  # noqa: PLC0415
+        from ..nn.module import SeqInfo
 
         spans = [span_bounds(ex.words or ("",)) for ex in exs]
         n_spans = np.array([len(s) for s in spans], dtype=np.int64)
@@ -293,7 +293,7 @@ class TaskData:
 
         With several ranks, each takes its own rows of every segment.
         """
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
+        from ..nn.module import SeqInfo, TokenValue
 
         stream = lm_stream(self.lm_ids(examples), batch_size)
         lo, hi = rank * batch_size // size, (rank + 1) * batch_size // size

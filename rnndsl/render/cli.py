@@ -46,13 +46,13 @@ def _note(msg: str) -> None:
 def load_target(spec: str, checkpoint: str | None = None) -> Target:
     """The network of a spec file, a trained run, or a bare pipeline."""
     if checkpoint:
-        from ..run import load_run  # noqa: PLC0415
+        from ..run import load_run
 
         prep, run_dir = load_run(checkpoint, log=_note)
         return Target(prep.net, prep.data, f"{prep.cfg.model} ({run_dir})")
     path = Path(spec)
     if path.suffix != ".rnn" and not path.exists() and ("|>" in spec or "(" in spec):
-        from ..api import compile as compile_pipeline  # noqa: PLC0415
+        from ..api import compile as compile_pipeline
 
         net = compile_pipeline(spec, input_dim=PIPELINE_INPUT_DIM)
         net.graph.graph.setdefault("name", spec)
@@ -62,8 +62,8 @@ def load_target(spec: str, checkpoint: str | None = None) -> Target:
             f"no spec file {spec}",
             hint='give a .rnn file, or a pipeline in quotes like "srnn(d=8) |> last"',
         )
-    from .. import lang  # noqa: PLC0415
-    from ..run import prepare  # noqa: PLC0415
+    from .. import lang
+    from ..run import prepare
 
     checked = lang.load(str(path))
     if checked.train is not None:

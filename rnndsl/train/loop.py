@@ -93,8 +93,8 @@ class TrainState:
         number = (int, float)
         kinds = {"epoch": int, "step": int, "global_step": int, "lr": number,
                  "best": (*number, type(None)), "best_epoch": int, "bad_epochs": int,
-                 "history": list, "step_evals": list, "done": bool, "epoch_loss": number, "epoch_steps": int,
-                 "epoch_tokens": int, "epoch_seconds": number}
+                 "history": list, "step_evals": list, "done": bool, "epoch_loss": number,
+                 "epoch_steps": int, "epoch_tokens": int, "epoch_seconds": number}
         for key, value in st.items():
             kind = kinds.get(key)
             if kind is None:
@@ -537,7 +537,7 @@ def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
     for k, p in params.items():
         key = f"param::{k}"
         if key not in arrays:
-            from ..errors import CheckpointError  # noqa: PLC0415
+            from ..errors import CheckpointError
 
             raise CheckpointError(f"the checkpoint has no weights for {k}",
                                   hint="was it written for another spec?")
