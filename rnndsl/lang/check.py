@@ -8,6 +8,11 @@ Pipelines: a definition either starts from data (``embed(ewt.words, d=100) |> ..
 *closed*, one value, shared by every model that uses it) or needs an input (``bilstm(d=50) |>
 last``: it is *open*, a function that each use applies to its own input, with its own
 parameters).
+
+The parts: statements.py checks the statements (names, data, definitions, the train, eval and
+output blocks), pipeline.py and structure.py check one pipeline and build its IR nodes,
+flow.py holds the values that pass between its stages, probes.py looks into the files a spec
+names, results.py is what checking returns. This module holds the two entry points.
 """
 
 from __future__ import annotations
