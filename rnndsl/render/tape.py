@@ -21,6 +21,7 @@ from ..autodiff.grad import topological_nodes
 from ..autodiff.tensor import Node, Tensor, scope
 from ..errors import RenderError, RnnError
 from ..lang.ir import needs_of
+from ..nn.batch import on_backend
 from ..nn.heads import CRFHead, SoftmaxHead
 from ..nn.layers import Recurrent
 from ..nn.module import NestedValue, RunContext, SeqInfo, SeqValue, TokenValue
@@ -209,7 +210,7 @@ def source_from_words(
 
     gold_ex, where = find_example(data, words)
     ex = gold_ex if gold_ex is not None else Example(words=words)
-    batch = data.make_batch([ex], [0], net.backend.xp, needs_of(net.graph))
+    batch = on_backend(data.make_batch([ex], [0], needs_of(net.graph)), net.backend.xp)
     src = Source(
         words, batch.inputs, batch.inputs[f"{data.name}.words"].info, label_names=data.label_names()
     )

@@ -25,6 +25,7 @@ from ..autodiff.tensor import Tensor, no_grad
 from ..data.dataset import Batch, TaskData
 from ..errors import CheckpointError, TrainingError
 from ..lang import TrainConfig
+from ..nn.batch import on_backend
 from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
@@ -243,11 +244,13 @@ class Trainer:
     def epoch_batches(self, epoch: int) -> list[Batch]:
         c = self.comm
         if self.data.kind == "lm":
-            return self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt, self.xp,
+            batches = self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt,
+                                           c.rank, c.size)
+        else:
+            rng = np.random.default_rng([self.s.seed, epoch])
+            batches = self.data.batches(self.data.train, self.s.batch, rng, self.needs,
                                         c.rank, c.size)
-        rng = np.random.default_rng([self.s.seed, epoch])
-        return self.data.batches(self.data.train, self.s.batch, self.xp, rng, self.needs,
-                                 c.rank, c.size)
+        return [on_backend(b, self.xp) for b in batches]
 
     def train(self) -> TrainState:
         old = signal.getsignal(signal.SIGINT)
@@ -472,8 +475,8 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainConfig, needs
         if data.kind == "lm":
             total, n = 0.0, 0
             carry: dict = {}
-            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, xp, comm.rank,
-                                     comm.size):
+            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, comm.rank, comm.size):
+                b = on_backend(b, xp)
                 ctx = RunContext(train=False, init_states=carry)
                 values = net.run(b.inputs, ctx)
                 total += float(head_loss(net, values, b, "sum").item())
@@ -483,9 +486,10 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainConfig, needs
             return {"perplexity": metrics.perplexity(total, n), "loss": total / max(n, 1)}
         mine: dict[int, Any] = {}
         total, n = 0.0, 0
-        for k, b in enumerate(data.batches(examples, EVAL_BATCH, xp, None, needs)):
+        for k, b in enumerate(data.batches(examples, EVAL_BATCH, None, needs)):
             if k % comm.size != comm.rank:
                 continue
+            b = on_backend(b, xp)
             pred, _, loss, count = predict_batch(net, b, ctx)
             total += loss
             n += count
