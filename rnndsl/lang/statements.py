@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,9 +13,9 @@ from ..errors import Diagnostic, Span, did_you_mean
 from . import catalogue as C
 from . import syntax as S
 from . import types as T
-from .flow import _arg_span, _Out, _stage_name
+from .flow import _Out, _stage_name
 from .pipeline import _Builder
-from .probes import _first_line
+from .probes import data_files_fit
 from .results import (
     DataDecl,
     DefinitionInfo,
@@ -375,67 +372,9 @@ class Checker:
         self.datasets[name] = _Dataset(st, rd, bound, fields)
         if not valid(bound):
             return None
-        if not self._data_files(rd, bound, args, expr.span):
+        if not data_files_fit(self.report, rd, bound, args, expr.span):
             return None
         return DataDecl(name, rd.name, bound, fields, st.span)
-
-    def _data_files(
-        self, rd: C.ReaderDef, a: Mapping[str, Any], args: Sequence[S.Arg], span: Span
-    ) -> bool:
-        """Look at the first line of the files for what the arguments promise."""
-        ok = True
-        if rd.name == "labelled_files":
-            for split in ("train", "dev"):
-                files = a[split]
-                if files is not None and len(files) != len(a["labels"]):
-                    ok = False
-                    self.report(
-                        "ShapeMismatch",
-                        f"labelled_files: {split} has {len(files)} file(s) but labels has "
-                        f"{len(a['labels'])}; give one label per file, in order",
-                        _arg_span(args, split, span),
-                    )
-        if rd.name == "classification" and a["format"] in ("tsv", "csv"):
-            for split in ("train", "dev"):
-                if a[split] is None:
-                    continue
-                header = _first_line(a[split])
-                if header is None:
-                    continue
-                delim = "\t" if a["format"] == "tsv" else ","
-                columns = [
-                    c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delim))
-                ]
-                for key in ("label_column", "text_column"):
-                    if a[key] not in columns:
-                        ok = False
-                        shown = os.path.basename(a[split])
-                        self.report(
-                            "MissingColumn",
-                            f"classification: no column '{a[key]}' in the header of {shown} "
-                            f"(columns: {', '.join(columns)})",
-                            _arg_span(args, key, _arg_span(args, split, span)),
-                            did_you_mean(a[key], columns),
-                        )
-        if rd.name == "conll":
-            for split in ("train", "dev"):
-                if a[split] is None:
-                    continue
-                line = _first_line(a[split])
-                if line is None:
-                    continue
-                n = len(line.split())
-                for key in ("word_column", "tag_column"):
-                    if not -n <= a[key] < n:
-                        ok = False
-                        shown = os.path.basename(a[split])
-                        self.report(
-                            "MissingColumn",
-                            f"conll: {key}={a[key]}, but the lines of {shown} have {n} "
-                            f"columns (0 to {n - 1}, or -1 to -{n} from the end)",
-                            _arg_span(args, key, span),
-                        )
-        return ok
 
     def _definition(self, name: str, d: S.Definition) -> DefinitionInfo:
         is_open = self.is_open(name)
