@@ -9,7 +9,7 @@ import pytest
 
 from rnndsl import lang
 from rnndsl.lang import catalogue as C
-from rnndsl.lang.check import OutputConfig, TrainConfig
+from rnndsl.lang.check import EvalConfig, OutputConfig, TrainConfig
 from rnndsl.run import make_opt, prepare, run
 from rnndsl.train.loop import Trainer, selection_metric
 
@@ -39,6 +39,9 @@ def test_the_train_config_has_exactly_the_catalogue_settings():
     out = OutputConfig()
     for key, sd in C.OUTPUT_SETTINGS.items():
         assert getattr(out, key) == sd.default, key
+    assert {f.name for f in dataclasses.fields(EvalConfig)} - {"model", "data", "span"} == set(
+        C.EVAL_SETTINGS)
+    assert EvalConfig("m", "d", ("accuracy",)).split == C.EVAL_SETTINGS["split"].default
 
 
 def test_output_dir_predictions_and_plot_take_effect(tmp_path):

@@ -80,10 +80,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """The eval block; ``metrics`` always resolved by the checker (the catalogue's default
+    depends on the model's target), ``split`` from ``catalogue.EVAL_SETTINGS``."""
+
     model: str
     data: str
-    metrics: tuple[str, ...] = ("accuracy",)
-    split: str = "dev"
+    metrics: tuple[str, ...]
+    split: str = _default(C.EVAL_SETTINGS, "split")
     span: Span | None = field(default=None, compare=False)
 
 
