@@ -139,3 +139,14 @@ def test_eval_every_without_a_dev_set_is_an_error(tmp_path):
                  "train m on c { eval_every = 10 }\n")
     (d,) = lang.check_file(p)
     assert d.kind == "BadValue" and "eval_every" in d.message and d.span.line == 3
+
+
+def test_predictions_for_a_language_model_is_an_error(tmp_path):
+    (tmp_path / "t.txt").write_text("a b c a b\n")
+    p = tmp_path / "lm.rnn"
+    p.write_text('data t = text(train="t.txt", dev="t.txt")\n'
+                 "lm = embed(t.words, d=4) |> lstm(d=4) |> softmax(t.next)\n"
+                 "train lm on t { epochs = 1 }\n"
+                 "output { plot = false; predictions = true }\n")
+    (d,) = lang.check_file(p)
+    assert d.kind == "BadValue" and "no predictions" in d.message and d.span.line == 4

@@ -52,6 +52,7 @@ class Checker:
         self.defs: dict[str, S.Definition] = {}
         self.cyclic: set[str] = set()
         self._open: dict[str, bool] = {}
+        self.train_target: FieldRef | None = None  # what the trained model predicts
 
     # -- the value context --------------------------------------------------------------------
 
@@ -525,7 +526,7 @@ class Checker:
         built = self._model(st, "train", models)
         ctx = built[0] if built else self
         v, spans = self._settings(st.settings, C.TRAIN_SETTINGS, "train", ctx)
-        target = self._target(built)
+        target = self.train_target = self._target(built)
         model, data = st.model.name, st.data.name
         early = v["early_stop"]
         early_stop = None
@@ -615,5 +616,13 @@ class Checker:
         return EvalConfig(st.model.name, st.data.name, tuple(metrics), v["split"], st.span)
 
     def _output(self, st: S.OutputStmt) -> OutputConfig:
-        v, _ = self._settings(st.settings, C.OUTPUT_SETTINGS, "output", self)
+        v, spans = self._settings(st.settings, C.OUTPUT_SETTINGS, "output", self)
+        if "predictions" in spans and self.train_target is not None \
+                and self.train_target.role == "next":
+            self.report(
+                "BadValue",
+                "output: a language model writes no predictions (its dev metric is perplexity)",
+                spans["predictions"],
+                "remove predictions",
+            )
         return OutputConfig(v["dir"], v["predictions"], v["plot"], st.span)
