@@ -55,14 +55,14 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # before NumPy loads its BLAS (imported below)
 
-    from rnndsl.autodiff import Tensor  # noqa: PLC0415
-    from rnndsl.autodiff.backend import get_backend, to_host  # noqa: PLC0415
-    from rnndsl.autodiff.backend import host as np  # noqa: PLC0415
-    from rnndsl.nn.crf import CRF  # noqa: PLC0415
+    from rnndsl.autodiff import Tensor
+    from rnndsl.autodiff.backend import get_backend, to_host
+    from rnndsl.autodiff.backend import host as np
+    from rnndsl.nn.crf import CRF
 
     try:
-        import torch  # noqa: PLC0415
-        import torchcrf  # noqa: PLC0415
+        import torch
+        import torchcrf
     except ImportError as e:
         raise SystemExit(f"needs torch and pytorch-crf (pip install pytorch-crf): {e}") from e
     torch.set_num_threads(args.threads)

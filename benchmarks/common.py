@@ -9,13 +9,17 @@ from types import SimpleNamespace as NS
 import networkx as nx
 import numpy as np
 
+from rnndsl.autodiff.backend import tune_allocator
+
+tune_allocator()  # as the `rnndsl` command does at start: the figures measure that set-up
+
 
 def gemm_peak_gflops(n: int = 1024, reps: int = 5, dtype=np.float32, gpu: bool = False) -> float:
     """The float32 GEMM rate the ratios are read against: NumPy's on this machine, or CuPy's
     (n = 4096) on the GPU."""
     xp, sync = np, (lambda: None)
     if gpu:
-        import cupy as xp  # noqa: PLC0415 - optional
+        import cupy as xp  # optional
 
         n, sync = 4096, xp.cuda.Device().synchronize
     a = xp.asarray(np.random.default_rng(0).standard_normal((n, n)).astype(dtype))

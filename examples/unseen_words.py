@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 
 from rnndsl.autodiff import no_grad
-from rnndsl.autodiff.backend import host
+from rnndsl.nn.batch import on_backend
 from rnndsl.nn.module import RunContext
 from rnndsl.run import load_run
 from rnndsl.train.loop import predict_batch
@@ -28,8 +28,8 @@ def main(run_dir: str) -> None:
     names = data.vocabs["tags"].tokens
     preds: list = [None] * len(dev)
     with no_grad():
-        for b in data.batches(dev, 64, host, None, prep.needs):
-            paths, _, _, _ = predict_batch(net, b, RunContext())
+        for b in data.batches(dev, 64, None, prep.needs):
+            paths, _, _, _ = predict_batch(net, on_backend(b, net.backend.xp), RunContext())
             for j, i in enumerate(b.indices):
                 preds[i] = paths[j]
     tally = {"all": [0, 0, 0], "unseen": [0, 0, 0]}  # model right, baseline right, tokens

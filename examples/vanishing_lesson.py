@@ -92,9 +92,9 @@ def solved_epoch(run_dir: Path, level: float = 99.0) -> int | None:
 
 def plot_gradflow(out: Path, n: int) -> None:
     """||dL/ds_t|| of the three trained models over one dev sequence with n distractors."""
-    from rnndsl.render import trace  # noqa: PLC0415
-    from rnndsl.render.gradflow import norm_series, plot_norms  # noqa: PLC0415
-    from rnndsl.run import load_run  # noqa: PLC0415
+    from rnndsl.render import trace
+    from rnndsl.render.gradflow import norm_series, plot_norms
+    from rnndsl.run import load_run
 
     series = {}
     words = None

@@ -20,7 +20,7 @@ __all__ = ["Diagnostic", "Network", "RnnError", "Run", "SpecError", "Tensor", "_
 def __getattr__(name: str):
     """``rnndsl.render`` on first use (it imports graphviz; ``import rnndsl`` stays light)."""
     if name == "render":
-        import importlib  # noqa: PLC0415
+        import importlib
 
         return importlib.import_module(".render", __name__)
     raise AttributeError(f"module 'rnndsl' has no attribute {name!r}")

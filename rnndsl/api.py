@@ -15,7 +15,7 @@ def compile(text: str, input_dim: int, *, seed: int = 0, dtype: str = "float32",
     The network takes (B, T, input_dim) batch-first arrays or Tensors and ``lengths``.
     Raises SpecError (with ``.diagnostics``) for a bad pipeline.
     """
-    from . import lang  # noqa: PLC0415
+    from . import lang
 
     graph = lang.compile_pipeline(text, input_dim)
     return Network(graph, {}, seed=seed, dtype=dtype, backend=backend)
@@ -23,13 +23,13 @@ def compile(text: str, input_dim: int, *, seed: int = 0, dtype: str = "float32",
 
 def load(path: str) -> Any:
     """Parse and check a spec file; raises SpecError listing every diagnostic."""
-    from . import lang  # noqa: PLC0415
+    from . import lang
 
     return lang.load(path)
 
 
 def check(path: str) -> list[Diagnostic]:
     """Every diagnostic of a spec file (empty when it is fine); never raises for a bad spec."""
-    from . import lang  # noqa: PLC0415
+    from . import lang
 
     return lang.check_file(path)

@@ -133,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if backend:
         os.environ["RNNDSL_BACKEND"] = backend
     try:
-        from .autodiff.backend import host  # noqa: PLC0415 - `--help` stays fast
+        from .autodiff.backend import host, tune_allocator  # `--help` stays fast
+
+        tune_allocator()
 
         # a loss or gradient that turns inf/NaN is reported as a TrainingError with its step
         # and a hint; NumPy's own overflow warnings would only add noise before it
@@ -165,15 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run  # noqa: PLC0415
-    from .train.loop import Interrupted  # noqa: PLC0415
-    from .train.progress import Bars, console, print_metrics  # noqa: PLC0415
+    from .run import run
+    from .train.loop import Interrupted
+    from .train.progress import Bars, console, print_metrics
 
     if not args.spec and not args.resume:
         print("error: give a spec to run, or --resume RUN_DIR", file=sys.stderr)
         return 2
     if args.workers > 1:
-        from .train.distributed import get_comm, launch  # noqa: PLC0415
+        from .train.distributed import get_comm, launch
 
         if get_comm().size == 1:
             argv = [a for a in sys.argv[1:] if not a.startswith("--workers")]
@@ -197,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import lang  # noqa: PLC0415
+    from . import lang
 
     diags = lang.check_file(args.spec)
     errors = [d for d in diags if d.severity == "error"]
@@ -210,11 +212,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec = lang.load(args.spec)
     sizes = None
     if args.data:
-        from .data.checks import check_data_command  # noqa: PLC0415
+        from .data.checks import check_data_command
 
         return check_data_command(spec, print)
     if not args.no_data and spec.train is not None:
-        from .run import prepare  # noqa: PLC0415
+        from .run import prepare
 
         try:
             prep = prepare(spec, log=lambda s: None)
@@ -226,8 +228,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .run import eval_file  # noqa: PLC0415
-    from .train.progress import console, print_metrics  # noqa: PLC0415
+    from .run import eval_file
+    from .train.progress import console, print_metrics
 
     res = eval_file(args.run_dir, args.file, log=lambda s: None)
     if args.json:
@@ -238,26 +240,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report  # noqa: PLC0415
+    from .report import write_report
 
     print(write_report(args.run_dir, args.output))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict  # noqa: PLC0415
+    from .predict import predict
 
     predict(args.run_dir, args.file, fmt=args.format, confidence=args.confidence)
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .runs import load_run  # noqa: PLC0415
+    from .runs import load_run
 
     run = load_run(args.run_dir)
     text = run.sample(args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
                       seed=args.seed, stop_at_eos=args.stop_at_eos)
-    from .generate import is_char_level  # noqa: PLC0415
+    from .generate import is_char_level
 
     sep = "" if is_char_level(run.prep.data) or not args.prompt or text.startswith("\n") \
         else " "
@@ -266,7 +268,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export.onnx import export_run  # noqa: PLC0415
+    from .export.onnx import export_run
 
     info = export_run(args.run_dir, args.output)
     print(f"wrote {args.output}: {info}", file=sys.stderr)
@@ -281,19 +283,19 @@ def _spec_or_checkpoint(args: argparse.Namespace) -> bool:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render.cli import render_command  # noqa: PLC0415
+    from .render.cli import render_command
 
     return render_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
-    from .render.cli import gradflow_command  # noqa: PLC0415
+    from .render.cli import gradflow_command
 
     return gradflow_command(args) if _spec_or_checkpoint(args) else 2
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .nn.selfcheck import run_gradchecks  # noqa: PLC0415
+    from .nn.selfcheck import run_gradchecks
 
     ok = run_gradchecks(args.op, print)
     return 0 if ok else 1

@@ -10,6 +10,7 @@ from .autodiff import backend as Bk
 from .autodiff.tensor import no_grad
 from .data.readers import Example
 from .errors import DataError
+from .nn.batch import on_backend
 from .nn.heads import CRFHead
 from .nn.module import RunContext, VecValue
 from .run import load_run
@@ -60,9 +61,10 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
     ids: dict[int, list[int]] = {}
     confs: dict[int, list[float]] = {}
     with no_grad():
-        for n_batch, b in enumerate(data.batches(examples, 64, net.backend.xp, None, prep.needs)):
+        for n_batch, b in enumerate(data.batches(examples, 64, None, prep.needs)):
             if n_batch % comm.size != comm.rank:  # under MPI, each rank predicts its share
                 continue
+            b = on_backend(b, net.backend.xp)
             values = net.run(b.inputs, RunContext(train=False))
             v = values[net.output]
             scores = head.scores(v)

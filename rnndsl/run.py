@@ -2,8 +2,10 @@
 
 A run directory holds: spec.rnn (a copy), config.json (the resolved settings, absolute data
 paths), vocab.json, vectors.npz (pretrained rows, if any), manifest.json (their digests; see
-rundir.py), metrics.jsonl (one line per epoch), metrics.json (final), curve.png,
-ckpt/{last,best}.json + weights, and the dev predictions.
+rundir.py), metrics.jsonl (one line per epoch), metrics.json (final), report.html,
+ckpt/{last,best}.json + weights, and what the spec's output block asks for (by default both):
+curve.png and the dev predictions. The folder is `--out`, else the output block's `dir`, else
+runs/SPEC-DATE-TIME.
 """
 
 from __future__ import annotations
@@ -24,66 +26,27 @@ from .data.checks import check_data, enforce
 from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
+from .lang import OutputConfig, TrainConfig
+from .lang.ir import needs_of
 from .nn.network import Network
 from .rundir import VECTORS
 from .train import checkpoint
-from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
+from .train.loop import Trainer, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
-
-
-def call_parts(x: Any, default: str = "none") -> tuple[str, dict]:
-    """(name, args) from a resolved call setting: a tuple, an object with name/args, or a str."""
-    if x is None:
-        return default, {}
-    if isinstance(x, str):
-        return x, {}
-    if isinstance(x, (tuple, list)) and len(x) == 2 and isinstance(x[1], Mapping):
-        return str(x[0]), dict(x[1])
-    name = getattr(x, "name", None)
-    if name is not None:
-        return str(name), dict(getattr(x, "args", {}) or {})
-    return str(x), {}
-
-
-def settings_from(cfg: Any, epochs: int | None = None, seed: int | None = None) -> TrainSettings:
-    es = getattr(cfg, "early_stop", None)
-    early = (str(es.metric).split(".")[-1], int(es.patience)) if es else None
-    clip = getattr(cfg, "clip", 5.0)
-    return TrainSettings(
-        epochs=int(epochs if epochs is not None else getattr(cfg, "epochs", 10)),
-        batch=int(getattr(cfg, "batch", 32)),
-        clip=None if clip in (None, "none", 0) else float(clip),
-        seed=int(seed if seed is not None else getattr(cfg, "seed", 1)),
-        schedule=call_parts(getattr(cfg, "schedule", None)),
-        early_stop=early,
-        bptt=int(getattr(cfg, "bptt", 35) or 35),
-        reduction=str(getattr(cfg, "reduction", "mean") or "mean"),
-        checkpoint_every=int(getattr(cfg, "checkpoint_every", 0) or 0),
-    )
-
-
-def needs_of(graph: nx.DiGraph) -> set[str]:
-    """Which batch parts the model reads: characters, spans."""
-    needs = set()
-    for _, a in graph.nodes(data=True):
-        p = a.get("params", {})
-        if a["kind"] == "input" and p.get("field") in ("chars", "feats"):
-            needs.add(p["field"])
-        if a["kind"] == "split":
-            needs.add("spans")
-    return needs
 
 
 @dataclass
 class Prepared:
-    """A spec's model, data, network and settings, ready to train or evaluate."""
+    """A spec's model, data, network and settings, ready to train or evaluate.
+
+    ``cfg`` is the spec's checked train block with the command line's overrides (epochs, seed):
+    the one settings object the trainer reads."""
 
     spec: Any
-    cfg: Any
+    cfg: TrainConfig
     graph: nx.DiGraph
     data: TaskData
     net: Network
-    settings: TrainSettings
     needs: set[str]
     vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # pretrained rows used
 
@@ -109,16 +72,14 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     cfg = spec.train
     if cfg is None:
         raise no_train_statement(spec)
+    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
     graph = spec.models[cfg.model]
     decl = spec.data[cfg.data]
     data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None,
                     limit=limit)
     for w in data.warnings:
         log(f"warning: {w}")
-    settings = settings_from(cfg, epochs, seed)
-    # the dev metric that picks the best epoch when the spec names none for early stopping
-    settings.metric = ("perplexity" if data.kind == "lm" else
-                       "f1" if data.scheme != "none" else "accuracy")
     pretrained = {}
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
@@ -128,14 +89,14 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
                                       hint="the run directory was edited; restore it")
             pretrained[n] = vectors[n]
         elif a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
-            from .autodiff.backend import host_rng  # noqa: PLC0415
-            from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
+            from .autodiff.backend import host_rng
+            from .data.embeddings import build_matrix, load_vectors
 
             words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             _, fld = field_key(p.get("source") or p.get("field"))
             vocab = data.vocabs["chars" if fld == "chars" else "words"]
             matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
-                                          host_rng([settings.seed, 7]), source=p["pretrained"])
+                                          host_rng([cfg.seed, 7]), source=p["pretrained"])
             log(str(report))
             pretrained[n] = matrix
     tag_names = {}
@@ -144,15 +105,11 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for n, a in graph.nodes(data=True):  # scheme=auto means the data's declared scheme
         if a["kind"] == "crf" and a.get("params", {}).get("scheme", "auto") == "auto":
             a["params"] = {**a["params"], "scheme": data.scheme}
-    init_name, init_args = call_parts(getattr(cfg, "init", None), "default")
-    scale = None
-    if init_name == "uniform":
-        scale = float(init_args.get("a", init_args.get("scale", next(iter(init_args.values()),
-                                                                      0.1))))
-    net = Network(graph, data.sizes(), seed=settings.seed, dtype=dtype, backend=backend,
+    scale = float(cfg.init.args["scale"]) if cfg.init.name == "uniform" else None
+    net = Network(graph, data.sizes(), seed=cfg.seed, dtype=dtype, backend=backend,
                   init_scale=scale, pretrained=pretrained, tag_names=tag_names,
                   counts=data.counts())
-    return Prepared(spec, cfg, graph, data, net, settings, needs_of(graph), pretrained)
+    return Prepared(spec, cfg, graph, data, net, needs_of(graph), pretrained)
 
 
 def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None,
@@ -197,14 +154,14 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
     """
-    from . import lang  # noqa: PLC0415
-    from .train.distributed import get_comm  # noqa: PLC0415
+    from . import lang
+    from .train.distributed import get_comm
 
     comm = get_comm()
     if not comm.is_root:
         log, progress = (lambda s: None), None
     elif progress is None:  # called from Python: a live bar in a Jupyter notebook, else none
-        from .train.progress import notebook_bars  # noqa: PLC0415
+        from .train.progress import notebook_bars
 
         progress = notebook_bars()
     if resume:
@@ -237,13 +194,14 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         spec = override_training(spec, pretrained, chain_thaw)
         prep = prepare(spec, backend=backend, seed=seed, epochs=epochs, log=log, limit=limit)
         enforce(check_data(prep.data), log, ignore_data_errors, prep.data.warnings)
+        out = out or (spec.output.dir if spec.output else None)  # --out wins over the spec's
         run_dir = Path(comm.bcast_str(str(make_run_dir(spec_path, out)) if comm.is_root
                                       else ""))
     if comm.is_root and not resume:
         checkpoint.atomic_write_text(run_dir / "spec.rnn", spec.source)
         conf = {"spec_path": str(spec_path.resolve()), "model": prep.cfg.model,
-                "data": prep.cfg.data, "seed": prep.settings.seed, "epochs": prep.settings.epochs,
-                "backend": prep.net.backend.name, "settings": prep.settings.__dict__,
+                "data": prep.cfg.data, "seed": prep.cfg.seed, "epochs": prep.cfg.epochs,
+                "backend": prep.net.backend.name, "settings": prep.cfg.to_json(),
                 "parameters": prep.net.parameter_count(), "limit": limit,
                 "pretrained": pretrained, "chain_thaw": chain_thaw, "manifest": True}
         checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(conf, indent=1,
@@ -255,15 +213,16 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         rundir.write_manifest(run_dir)
     comm.barrier()
     net, cfg = prep.net, prep.cfg
-    apply_freeze(net, prep.graph, getattr(cfg, "freeze", None) or [])
+    apply_freeze(net, prep.graph, list(cfg.freeze))
     new_params = None
-    if getattr(cfg, "pretrained", None):
+    if cfg.pretrained:
         new_params = pretrained_start(net, Path(cfg.pretrained), prep.data, run_dir, resume,
-                                      bool(getattr(cfg, "chain_thaw", False)), log, comm)
-    if getattr(cfg, "chain_thaw", False):
+                                      cfg.chain_thaw, log, comm)
+    output = spec.output or OutputConfig()
+    if cfg.chain_thaw:
         trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
-        return finish(trainer, run_dir, log) if comm.is_root else {}
-    trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
+        return finish(trainer, run_dir, log, output) if comm.is_root else {}
+    trainer = Trainer(net, prep.data, make_opt(cfg, net), cfg, run_dir, log=log,
                       progress=progress, needs=prep.needs, comm=comm, profile=profile)
     if resume:
         trainer.restore("last")
@@ -278,7 +237,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         log(format_profile(trainer.times))
     if not comm.is_root:
         return {}
-    return finish(trainer, run_dir, log)
+    return finish(trainer, run_dir, log, output)
 
 
 def pretrained_start(net: Network, src: Path, data: TaskData, run_dir: Path, resume: bool,
@@ -315,12 +274,11 @@ def format_profile(times: Mapping[str, float]) -> str:
     return "time spent (--profile):\n" + "\n".join(rows)
 
 
-def make_opt(cfg: Any, net: Network) -> Any:
+def make_opt(cfg: TrainConfig, net: Network) -> Any:
     """The spec's optimizer over the parameters that are not frozen."""
-    opt_name, opt_args = call_parts(getattr(cfg, "optimizer", None), "adam")
     trainable = {k: p for k, p in net.named_parameters().items() if not p.frozen}
-    return make_optimizer(opt_name, trainable, weight_decay=float(
-        getattr(cfg, "weight_decay", 0.0) or 0.0), **opt_args)
+    return make_optimizer(cfg.optimizer.name, trainable, weight_decay=cfg.weight_decay,
+                          **cfg.optimizer.args)
 
 
 def chain_thaw_stages(net: Network, new_params: list[str] | None) -> list[tuple[str, list[str]]]:
@@ -356,7 +314,7 @@ def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None
         for name, p in params.items():
             p.frozen = name not in names or name in frozen_by_spec
             p.requires_grad = not p.frozen
-        trainer = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, sdir, log=log,
+        trainer = Trainer(net, prep.data, make_opt(cfg, net), cfg, sdir, log=log,
                           progress=progress, needs=prep.needs, comm=comm)
         if (sdir / "done").exists():  # finished before an interruption: take its best weights
             arrays, _ = checkpoint.load(sdir / "ckpt", "best")
@@ -377,7 +335,7 @@ def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None
     for p in params.values():
         p.frozen = False
         p.requires_grad = True
-    final = Trainer(net, prep.data, make_opt(cfg, net), prep.settings, run_dir, log=log,
+    final = Trainer(net, prep.data, make_opt(cfg, net), cfg, run_dir, log=log,
                     progress=progress, needs=prep.needs, comm=comm)
     final.state.history = history
     final.state.epoch = len(history)
@@ -386,13 +344,16 @@ def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None
     return final
 
 
-def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Best weights -> final dev metrics, predictions, metrics.json and the curve plot."""
+def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
+           output: OutputConfig) -> dict[str, Any]:
+    """Best weights -> final dev metrics, metrics.json, and what the output block asks for:
+    the dev predictions, the curve plot."""
     arrays, meta = checkpoint.load(run_dir / "ckpt", "best")
     load_weights(trainer.net, arrays)
     data = trainer.data
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
-    ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind)
+    ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind) \
+        if output.predictions else None
     if data.dev:
         path = run_dir / f"predictions.dev.{ext}" if ext else None
         best = trainer.best_dev  # evaluated with these weights at the end of their epoch
@@ -411,8 +372,9 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
     final["epochs"] = len(trainer.state.history)
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
     checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))
-    plot_curve(run_dir, trainer.state.history)
-    from .report import write_report  # noqa: PLC0415
+    if output.plot:
+        plot_curve(run_dir, trainer.state.history)
+    from .report import write_report
 
     try:
         log(f"report: {write_report(run_dir)}")
@@ -423,7 +385,7 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[
 
 def plot_curve(run_dir: Path, history: list[dict]) -> None:
     """curve.png: losses, dev metrics and the learning rate by epoch (rnndsl/report/curves.py)."""
-    from .report.curves import save_curve  # noqa: PLC0415
+    from .report.curves import save_curve
 
     save_curve(run_dir, history)
 
@@ -481,8 +443,8 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
 def load_text(text: str, path: str, check_paths: bool = True) -> Any:
     """Check a spec copy as if it stood at ``path`` (its data paths resolve from there; with
     ``check_paths=False`` they need not exist)."""
-    from . import lang  # noqa: PLC0415
-    from .errors import SpecError  # noqa: PLC0415
+    from . import lang
+    from .errors import SpecError
 
     checked, diags = lang.check_text(text, path, check_paths=check_paths)
     if checked is None:
@@ -561,4 +523,4 @@ def eval_prepared(prep: Prepared, path: str) -> dict[str, Any]:
     examples = prep.data.read_file(path)
     if not examples:
         raise DataError(f"{path}: no examples")
-    return evaluate(prep.net, prep.data, examples, prep.settings, prep.needs)
+    return evaluate(prep.net, prep.data, examples, prep.cfg, prep.needs)

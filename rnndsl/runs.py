@@ -22,6 +22,7 @@ from .autodiff import backend as Bk
 from .autodiff.tensor import no_grad
 from .data.readers import Example
 from .errors import CheckpointError, DataError
+from .nn.batch import on_backend
 from .nn.heads import CRFHead
 from .nn.module import RunContext, VecValue
 
@@ -30,7 +31,7 @@ class Run:
     """A run directory loaded for use: its network with the best weights, spec and history."""
 
     def __init__(self, path: str | Path, backend: str | None = None):
-        from .run import load_run as _load  # noqa: PLC0415
+        from .run import load_run as _load
 
         self.prep, self.path = _load(path, backend, log=lambda s: None)
         self.network = self.prep.net
@@ -108,7 +109,8 @@ class Run:
         xp = net.backend.xp
         results: list[Any] = [None] * len(examples)
         with no_grad():
-            for b in data.batches(examples, batch, xp, None, self.prep.needs):
+            for b in data.batches(examples, batch, None, self.prep.needs):
+                b = on_backend(b, xp)
                 values = net.run(b.inputs, RunContext(train=False))
                 v = values[net.output]
                 scores = head.scores(v)
@@ -133,7 +135,7 @@ class Run:
                     marg = probs.transpose(1, 0, 2)
                     kbest = None
                     if nbest:
-                        from .nn.crf import nbest as kbest_paths  # noqa: PLC0415
+                        from .nn.crf import nbest as kbest_paths
 
                         # independent positions: a chain with zero transition scores
                         k_ = marg.shape[-1]
@@ -154,7 +156,7 @@ class Run:
     # --- every kind ----------------------------------------------------------------------------
     def evaluate(self, path: str | Path) -> dict[str, Any]:
         """Metrics on a file in the spec's data format: the dict `rnndsl eval --json` prints."""
-        from .run import eval_prepared  # noqa: PLC0415
+        from .run import eval_prepared
 
         return eval_prepared(self.prep, str(path))
 
@@ -164,7 +166,7 @@ class Run:
                stop_at_eos: bool = False) -> str:
         """A language model's continuation of ``prompt`` (the prompt itself not included):
         ``tokens`` tokens, fewer with stop_at_eos. temperature 0 is greedy; a seed repeats."""
-        from .generate import detokenize, sample  # noqa: PLC0415
+        from .generate import detokenize, sample
 
         toks = sample(self.network, self.prep.data, prompt, tokens, temperature, top_k, seed,
                       stop_at_eos)

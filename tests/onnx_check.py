@@ -8,6 +8,7 @@ import numpy as np
 from rnndsl.autodiff import backend as Bk
 from rnndsl.autodiff.tensor import no_grad
 from rnndsl.export.onnx import feeds
+from rnndsl.nn.batch import on_backend
 from rnndsl.nn.heads import CRFHead
 from rnndsl.nn.module import RunContext, VecValue
 
@@ -32,7 +33,7 @@ def max_difference(net, data, needs, path, examples, batch=16) -> float:
         feed = {k: v for k, v in feeds(data, chunk, needs).items() if k in names}
         got = dict(zip(outs, sess.run(None, {**feed, **zero_states(sess, len(chunk))})))
         with no_grad():
-            b = data.make_batch(chunk, list(range(len(chunk))), net.backend.xp, needs)
+            b = on_backend(data.make_batch(chunk, list(range(len(chunk))), needs), net.backend.xp)
             v = net.run(b.inputs, RunContext())[net.output]
             sc = Bk.to_host(net.head.scores(v).data)
         for j, i in enumerate(b.indices):

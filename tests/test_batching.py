@@ -141,7 +141,8 @@ def test_span_batches_run_longest_first_and_point_at_their_words():
 
     data = dataset.TaskData("toy", "synthetic", {"task": "first_token", "size": 20})
     exs = [Example(("a", "b", ".", "c", "d", "e", "f", "!", "g")), Example(("h", ",", "i", "j"))]
-    index, lens, outer, outer_info = data._spans(exs, 9, 2, np)
+    sp = data._spans(exs, 2)
+    index, lens, outer = sp.index, sp.lengths, sp.outer_index
     assert list(lens) == sorted(lens, reverse=True) and sorted(lens) == [1, 2, 2, 3, 5]
     B = 2
     for i, n in enumerate(lens):
@@ -151,4 +152,4 @@ def test_span_batches_run_longest_first_and_point_at_their_words():
         assert end - start == n
         assert [exs[b].words[r // B] for r in rows] == list(exs[b].words[start:end])
         assert all(r % B == b for r in rows)
-    assert outer_info.lengths.tolist() == [3, 2]
+    assert sp.n_spans.tolist() == [3, 2]

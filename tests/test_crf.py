@@ -196,7 +196,7 @@ def test_gradcheck_nll_with_masks(exact: bool) -> None:
 
 
 def test_gradcheck_row() -> None:
-    from gradcheck_rows.crf import ROWS  # noqa: PLC0415 - tests/ is on sys.path under pytest
+    from gradcheck_rows.crf import ROWS  # tests/ is on sys.path under pytest
 
     f, args = ROWS["crf_nll"]()
     res = check_grads(f, *args)
@@ -517,9 +517,9 @@ def test_against_pytorch_crf() -> None:
 
 def test_dsl_head_builds_emissions_loss_and_paths() -> None:
     """CRFHead, as network.py builds it: time-major emissions (T, B, K), loss, decoded paths."""
-    from rnndsl.nn.heads import CRFHead  # noqa: PLC0415
-    from rnndsl.nn.layers import Init  # noqa: PLC0415
-    from rnndsl.nn.module import SeqInfo, SeqValue  # noqa: PLC0415
+    from rnndsl.nn.heads import CRFHead
+    from rnndsl.nn.layers import Init
+    from rnndsl.nn.module import SeqInfo, SeqValue
 
     init = Init(np.random.default_rng(0), get_backend(), np.dtype("float32"))
     names = ["O", "B-X", "I-X", "B-Y", "I-Y"]

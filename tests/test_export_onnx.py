@@ -14,6 +14,7 @@ from rnndsl import lang  # noqa: E402
 from rnndsl.cli import main  # noqa: E402
 from rnndsl.errors import ExportError  # noqa: E402
 from rnndsl.export.onnx import export_network  # noqa: E402
+from rnndsl.nn.batch import on_backend  # noqa: E402
 from rnndsl.run import prepare  # noqa: E402
 
 TAGGER = """
@@ -170,7 +171,7 @@ def test_a_language_model_carries_its_state_through_onnx(data_dir, tmp_path):
     outs = [o.name for o in sess.get_outputs()]
     assert {"m.2.lstm.h", "m.2.lstm.c", "m.3.gru.h"} <= set(outs)
     net, data = prep.net, prep.data
-    batches = data.lm_batches(data.dev, 3, 5, net.backend.xp)[:4]
+    batches = [on_backend(b, net.backend.xp) for b in data.lm_batches(data.dev, 3, 5)[:4]]
     state = zero_states(sess, 3)
     carry: dict = {}
     worst = 0.0

@@ -49,7 +49,7 @@ def test_progress_line_eta():
 def test_off_bar_and_notebook_modes():
     assert Bars(Console(file=io.StringIO()), enabled=False).mode == "off"
     assert Bars(Console(file=io.StringIO()), enabled=False).start("e", 10) is None
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     widgets = importlib.util.find_spec("ipywidgets") is not None
     # in Jupyter: rich's widget when ipywidgets is there, else the plain lines in the cell
@@ -59,7 +59,7 @@ def test_off_bar_and_notebook_modes():
 
 
 def test_run_writes_progress_lines_to_a_log(tmp_path):
-    from test_run import write_spec  # noqa: PLC0415
+    from test_run import write_spec
 
     spec = write_spec(tmp_path, epochs=1, size=64)
     with open(tmp_path / "log.txt", "w") as log:

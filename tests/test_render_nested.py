@@ -226,7 +226,7 @@ def test_cli_labels_expand_and_notes(tmp_path, capsys):
 
 # --- the picture API -----------------------------------------------------------------------------
 def test_picture_object(tmp_path):
-    import rnndsl  # noqa: PLC0415
+    import rnndsl
 
     assert rnndsl.render.unrolled is R.unrolled  # `import rnndsl` reaches the picture API
     pic = R.unrolled("srnn(d=3) |> last", "a b c", grad=True)

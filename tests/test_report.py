@@ -100,12 +100,12 @@ def test_report_renders_in_headless_chromium(runs, name, width, height, mobile, 
 
 
 def test_curve_panels_have_distinct_series_and_integer_epochs():
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
-    from rnndsl.report.curves import _draw  # noqa: PLC0415
+    from rnndsl.report.curves import _draw
 
     history = [{"epoch": e, "train_loss": 1 / e, "dev_loss": 1.2 / e, "lr": 0.01,
                 "dev_accuracy": 50 + e, "dev_f1": 40 + e, "dev_macro_f1": 30 + e,

@@ -117,12 +117,13 @@ def test_softmax_tagger_nbest_is_the_product_of_per_token_probabilities(moved):
     from rnndsl.autodiff import backend as Bk
     from rnndsl.autodiff.tensor import no_grad
     from rnndsl.data.readers import Example
+    from rnndsl.nn.batch import on_backend
     from rnndsl.nn.module import RunContext
 
     data = run.prep.data
     with no_grad():
-        b = data.batches([Example(tuple(words.split()))], 1, net.backend.xp, None,
-                         run.prep.needs)[0]
+        b = on_backend(data.batches([Example(tuple(words.split()))], 1, None,
+                                    run.prep.needs)[0], net.backend.xp)
         v = net.run(b.inputs, RunContext())[net.output]
         p = Bk.to_host(net.head.probabilities(net.head.scores(v)))[:, 0]  # (T, K)
     names = run.labels

@@ -10,6 +10,7 @@ import pytest
 import rnndsl.run as run_mod
 from rnndsl.data import bucket_batches
 from rnndsl.run import load_run, run
+from rnndsl.train import loop
 from rnndsl.train.loop import evaluate
 
 DATA = Path(__file__).resolve().parents[1] / "specs" / "data" / "ewt"
@@ -58,23 +59,22 @@ def test_the_dev_set_is_evaluated_once_at_the_end(monkeypatch, tmp_path, kind):
     ext = "txt" if kind == "tagging" else "tsv"
     again = tmp_path / f"again.{ext}"
     examples = prep.data.subset(prep.data.read_split("dev"), 40)  # the run's dev set
-    dev = evaluate(prep.net, prep.data, examples, prep.settings, prep.needs, write=again)
+    dev = evaluate(prep.net, prep.data, examples, prep.cfg, prep.needs, write=again)
     assert dev["accuracy"] == pytest.approx(final["dev_accuracy"], abs=1e-9)
     assert dev["loss"] == pytest.approx(final["dev_loss"], rel=1e-5)
     assert again.read_text() == (out / f"predictions.dev.{ext}").read_text()
 
 
-def test_evaluation_batches_by_length_give_the_same_predictions(tmp_path):
+def test_evaluation_batches_by_length_give_the_same_predictions(tmp_path, monkeypatch):
     out = tmp_path / "run"
     run(spec_file(tmp_path, TAGGER.format(data=DATA, epochs=1)), out=str(out),
         log=lambda _m: None, limit=40)
     prep, _ = load_run(out, log=lambda _m: None)
     dev = prep.data.subset(prep.data.read_split("dev"), 60)
     a, b = tmp_path / "sorted.txt", tmp_path / "one.txt"
-    by_length = evaluate(prep.net, prep.data, dev, prep.settings, prep.needs, write=a)
-    s1 = prep.settings
-    s1.eval_batch = 1  # one sentence per batch: no padding at all, input order
-    alone = evaluate(prep.net, prep.data, dev, s1, prep.needs, write=b)
+    by_length = evaluate(prep.net, prep.data, dev, prep.cfg, prep.needs, write=a)
+    monkeypatch.setattr(loop, "EVAL_BATCH", 1)  # one sentence per batch: no padding, input order
+    alone = evaluate(prep.net, prep.data, dev, prep.cfg, prep.needs, write=b)
     assert a.read_text() == b.read_text()
     assert by_length["accuracy"] == alone["accuracy"]
     assert by_length["loss"] == pytest.approx(alone["loss"], rel=1e-5)

@@ -199,6 +199,36 @@ def test_word2vec_binary(tmp_path, newline, gz):
     assert sniff_format(path) == "word2vec-bin"
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_word2vec_file_with_any_name_is_read_in_its_own_format(tmp_path, binary):
+    """The checker reads only the vector size from the shared "COUNT DIM" header and keeps
+    format=auto; the data layer looks at the bytes after it and decides text or binary."""
+    from rnndsl import lang
+    from rnndsl.run import prepare
+
+    vecs = {"A": [0.5, -1.25, 3.0], "B": [1.0, 2.0, 0.125]}
+    path = tmp_path / "vectors.w2v"
+    if binary:
+        path.write_bytes(w2v_binary(vecs))
+    else:
+        path.write_text(w2v_text(vecs))
+    spec = tmp_path / "s.rnn"
+    spec.write_text(
+        "data toy = synthetic(task=first_token, n=3, vocab=4, size=32)\n"
+        'm = embed(toy.words, pretrained="vectors.w2v") |> lstm(d=2) |> last\n'
+        "  |> softmax(toy.labels)\n"
+        "train m on toy { epochs = 1 }\n")
+    checked = lang.load(spec)
+    (node,) = [a for _, a in checked.models["m"].nodes(data=True) if a["kind"] == "embed"]
+    assert node["params"]["format"] == "auto" and node["params"]["d"] == 3
+    lines = []
+    prep = prepare(checked, log=lines.append)
+    assert any("pretrained vectors cover 2 of" in s for s in lines), lines
+    emb = next(p for k, p in prep.net.named_parameters().items() if k.endswith("weight"))
+    vocab = prep.data.vocabs["words"]
+    np.testing.assert_array_equal(np.asarray(emb.value)[vocab.index("B")], vecs["B"])
+
+
 def test_word2vec_binary_bad_words_and_trailing_data(tmp_path):
     path = tmp_path / "v.bin"
     path.write_bytes(w2v_binary({"caf\xe9": [1.0, 2.0]}).replace("caf\xe9".encode(), b"caf\xe9"))

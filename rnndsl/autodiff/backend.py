@@ -33,7 +33,8 @@ def tune_allocator() -> bool:
     page-faults its memory in again (measured on W3: ~100k page faults per 10 steps, about 25% of
     the step time). Blocks up to 32 MB now come from the heap and freed memory is kept (peak RSS
     is unchanged: the same blocks are reused). Linux/glibc only; ``RNNDSL_MALLOC=system`` opts
-    out. Returns whether the settings were applied.
+    out. Returns whether the settings were applied. The `rnndsl` command calls it at start;
+    importing rnndsl changes nothing.
     """
     if os.environ.get(MALLOC_ENV, "") == "system" or not sys.platform.startswith("linux"):
         return False
@@ -47,7 +48,6 @@ def tune_allocator() -> bool:
     return bool(mallopt(m_trim_threshold, 1 << 30) == 1 and ok)
 
 
-MALLOC_TUNED = tune_allocator()
 DTYPES = ("float32", "float64")
 
 
@@ -59,8 +59,6 @@ class Backend:
     xp: ModuleType
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
-        if self.name == "cupy" and isinstance(a, numpy.ndarray):
-            return self.xp.asarray(a, dtype=dtype)
         return self.xp.asarray(a, dtype=dtype)
 
     def to_host(self, a: Any) -> numpy.ndarray:
@@ -81,7 +79,7 @@ def get_backend(name: str | None = None) -> Backend:
         return Backend("numpy", numpy)
     if name == "cupy":
         try:
-            import cupy  # noqa: PLC0415 - optional dependency, imported on request only
+            import cupy  # optional dependency, imported on request only
         except ImportError as e:
             raise BackendError(
                 "the cupy backend was asked for but CuPy is not installed",
@@ -110,7 +108,7 @@ def cupy_available() -> bool:
 def cuda_blas() -> ModuleType:
     """CuPy's thin cuBLAS bindings, for the GPU kernels that call cuBLAS directly
     (nn/fused_gpu.py); imported on request only."""
-    from cupy_backends.cuda.libs import cublas  # noqa: PLC0415 - optional dependency
+    from cupy_backends.cuda.libs import cublas  # optional dependency
 
     return cublas
 
@@ -120,7 +118,7 @@ def namespace_of(a: Any) -> ModuleType:
     if type(a) is numpy.ndarray:
         return numpy
     if type(a).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy
     return numpy
@@ -143,7 +141,7 @@ def scatter_add(xp: ModuleType, target: Any, index: Any, values: Any) -> None:
     if xp is numpy:
         numpy.add.at(target, index, values)
     else:
-        import cupyx  # noqa: PLC0415
+        import cupyx
 
         cupyx.scatter_add(target, index, values)
 
@@ -188,10 +186,8 @@ def sum_rows(rows: Any, values: Any) -> tuple[Any, Any]:
 
 def dtype_of(name: str | Any) -> Any:
     """numpy dtype for 'float32' / 'float64' (and pass through dtype objects)."""
-    if isinstance(name, str):
-        if name not in DTYPES:
-            raise BackendError(f"unsupported dtype {name!r}", hint="use 'float32' or 'float64'")
-        return numpy.dtype(name)
+    if isinstance(name, str) and name not in DTYPES:
+        raise BackendError(f"unsupported dtype {name!r}", hint="use 'float32' or 'float64'")
     return numpy.dtype(name)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backend as B
+from . import backend as Bk
 from .tensor import Tensor
 
 
@@ -50,8 +50,8 @@ def check_grads(
 
     ``f`` takes Tensors and returns a Tensor; inputs are cast to float64 here.
     """
-    xp = B.namespace_of(inputs[0]) if B.is_array(inputs[0]) else B.host
-    rng = B.host.random.default_rng(seed)
+    xp = Bk.namespace_of(inputs[0]) if Bk.is_array(inputs[0]) else Bk.host
+    rng = Bk.host.random.default_rng(seed)
     xs = [xp.asarray(x, dtype="float64") if _is_float(x) else x for x in inputs]
     wrt = [i for i in range(len(xs)) if _is_float(xs[i])] if wrt is None else list(wrt)
 
@@ -70,7 +70,7 @@ def check_grads(
 
     def loss(values: list[Any]) -> float:
         o, _ = run(values, False)
-        return float(B.to_host((o.data * u).sum()))
+        return float(Bk.to_host((o.data * u).sum()))
 
     result = GradcheckResult(0.0, tol, 0)
 
@@ -90,9 +90,9 @@ def check_grads(
         plus[i] = xs[i] + eps * v
         minus[i] = xs[i] - eps * v
         numeric = (loss(plus) - loss(minus)) / (2 * eps)
-        compare(f"input {i} direction", float(B.to_host((grads[k] * v).sum())), numeric)
+        compare(f"input {i} direction", float(Bk.to_host((grads[k] * v).sum())), numeric)
         if xs[i].size <= max_elementwise:
-            flat_g = B.to_host(grads[k]).reshape(-1)
+            flat_g = Bk.to_host(grads[k]).reshape(-1)
             # an entry far below the input's largest gradient is compared on that scale:
             # its finite difference is dominated by round-off of the whole loss
             floor = max(1e-7, 1e-3 * float(abs(flat_g).max(initial=0.0)))
@@ -107,4 +107,4 @@ def check_grads(
 
 
 def _is_float(x: Any) -> bool:
-    return B.is_array(x) and x.dtype.kind == "f"
+    return Bk.is_array(x) and x.dtype.kind == "f"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ShapeError
-from . import backend as B
+from . import backend as Bk
 from .tensor import Node, RowSparse, Tensor, as_tensor, grad_enabled
 
 
@@ -56,9 +56,9 @@ def apply(name: str, *args: Any, **static: Any) -> Any:
             d = a
             arrays.append(a)
             parents.append(None)
-        if first is None and B.is_array(d):
+        if first is None and Bk.is_array(d):
             first = d
-    xp = B.namespace_of(first) if first is not None else B.host
+    xp = Bk.namespace_of(first) if first is not None else Bk.host
     out, vjp = opdef.fn(xp, *arrays, **static)
     outs = out if opdef.multi else (out,)
     tensors = [Tensor.wrap(o) for o in outs]
@@ -280,8 +280,8 @@ def affine(xp, x, W, b):
     """y = x W + b for x (N, d_in): one GEMM, the bias added in place (no second array; on the
     host in row blocks shared among the cores when y is large, as for a 10,000-way output)."""
     y = x @ W
-    if xp is B.host and y.ndim == 2 and b.ndim == 1:
-        B.row_blocks(y.shape[0], y.shape[1],
+    if xp is Bk.host and y.ndim == 2 and b.ndim == 1:
+        Bk.row_blocks(y.shape[0], y.shape[1],
                      lambda lo, hi: xp.add(y[lo:hi], b, out=y[lo:hi]), block=32)
     else:
         y += b
@@ -303,14 +303,14 @@ def reshape(xp, a, shape: tuple[int, ...]):
 @op("transpose")
 def transpose(xp, a, axes: tuple[int, ...] | None = None):
     axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
-    inv = tuple(int(i) for i in B.host.argsort(axes))
+    inv = tuple(int(i) for i in Bk.host.argsort(axes))
     return xp.transpose(a, axes), lambda g: (xp.transpose(g, inv),)
 
 
 @op("concat")
 def concat(xp, *arrays, axis: int = -1):
     y = xp.concatenate(arrays, axis=axis)
-    bounds = B.host.cumsum([a.shape[axis] for a in arrays])[:-1]
+    bounds = Bk.host.cumsum([a.shape[axis] for a in arrays])[:-1]
 
     def vjp(g):
         return tuple(xp.split(g, [int(b) for b in bounds], axis=axis))
@@ -370,7 +370,7 @@ def getitem(xp, a, index: Any):
         if basic:
             z[index] = g
         else:
-            B.scatter_add(xp, z, index, g)
+            Bk.scatter_add(xp, z, index, g)
         return (z,)
 
     return y, vjp
@@ -397,7 +397,7 @@ def take_along(xp, a, index, axis: int = 0):
         idx = [xp.arange(n).reshape([-1 if i == k else 1 for i in range(index.ndim)])
                for k, n in enumerate(index.shape)]
         idx[axis] = index
-        B.scatter_add(xp, z, tuple(idx), g)
+        Bk.scatter_add(xp, z, tuple(idx), g)
         return z, None
 
     return y, vjp
@@ -438,7 +438,7 @@ def _add_at_targets(xp, a, targets, value):
 
 def fused_softmax_kernel():
     """fused_host.softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
-    fused = B.fused_module(f"{__package__}.fused_host")
+    fused = Bk.fused_module(f"{__package__}.fused_host")
     return None if fused is None else fused.softmax_rows
 
 
@@ -447,7 +447,7 @@ def _softmax_parts(xp, logits):
 
     On the host the rows go through in blocks shared among threads (see backend.row_blocks).
     """
-    if xp is not B.host:
+    if xp is not Bk.host:
         m = logits.max(axis=-1, keepdims=True)
         e = xp.subtract(logits, m)
         xp.exp(e, out=e)
@@ -470,7 +470,7 @@ def _softmax_parts(xp, logits):
         xp.exp(ei, out=ei)
         ei.sum(axis=-1, keepdims=True, out=s[lo:hi])
 
-    B.row_blocks(l2.shape[0], C, block)
+    Bk.row_blocks(l2.shape[0], C, block)
     return m.reshape(lead), e.reshape(logits.shape), s.reshape(lead)
 
 
@@ -492,9 +492,9 @@ def softmax_cross_entropy(xp, logits, targets, valid=None):
         scale = g if valid is None else g * valid
         grad = spare.pop() if spare else xp.exp(logits - m)
         factor = (scale[..., None] / s).astype(grad.dtype, copy=False)  # softmax * g
-        if xp is B.host:
+        if xp is Bk.host:
             g2, f2 = grad.reshape(-1, grad.shape[-1]), factor.reshape(-1, 1)
-            B.row_blocks(g2.shape[0], g2.shape[1],
+            Bk.row_blocks(g2.shape[0], g2.shape[1],
                          lambda lo, hi: xp.multiply(g2[lo:hi], f2[lo:hi], out=g2[lo:hi]))
         else:
             grad *= factor
@@ -506,7 +506,7 @@ def softmax_cross_entropy(xp, logits, targets, valid=None):
 
 def fused_bias_softmax_kernel():
     """fused_host.bias_softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
-    fused = B.fused_module(f"{__package__}.fused_host")
+    fused = Bk.fused_module(f"{__package__}.fused_host")
     return None if fused is None else fused.bias_softmax_rows
 
 
@@ -530,11 +530,11 @@ def linear_softmax_xent(xp, x, W, b, targets, valid=None):
                          hint="the output layer has one score per class of the vocabulary")
     z = x @ W
     kernel = fused_bias_softmax_kernel() \
-        if xp is B.host and z.dtype == xp.float32 and z.flags.c_contiguous else None
+        if xp is Bk.host and z.dtype == xp.float32 and z.flags.c_contiguous else None
     if kernel is not None:
         m, s, picked = (xp.empty(N, dtype=z.dtype) for _ in range(3))
         bias = xp.ascontiguousarray(b, dtype=z.dtype)
-        B.row_blocks(N, z.shape[1], lambda lo, hi: kernel(
+        Bk.row_blocks(N, z.shape[1], lambda lo, hi: kernel(
             z[lo:hi], bias, safe_t[lo:hi], m[lo:hi], s[lo:hi], picked[lo:hi]))
     else:
         z += b
@@ -636,4 +636,4 @@ Tensor.reshape = lambda self, *shape: apply(
 )
 Tensor.transpose = lambda self, *axes: apply("transpose", self, axes=tuple(axes) or None)
 Tensor.T = property(lambda self: apply("transpose", self))
-Tensor.astype = lambda self, dtype: apply("astype", self, dtype=str(B.dtype_of(dtype)))
+Tensor.astype = lambda self, dtype: apply("astype", self, dtype=str(Bk.dtype_of(dtype)))

@@ -11,7 +11,7 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-from . import backend as B
+from . import backend as Bk
 
 _grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("rnndsl_grad", default=True)
 _scope: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("rnndsl_scope", default=())
@@ -65,26 +65,26 @@ class RowSparse:
         self.unique = unique  # the indices are distinct (coalesced): coalesce() is itself
 
     def to_dense(self) -> Any:
-        xp = B.namespace_of(self.values)
+        xp = Bk.namespace_of(self.values)
         out = xp.zeros(self.shape, dtype=self.values.dtype)
-        B.scatter_add_rows(xp, out, self.indices, self.values)
+        Bk.scatter_add_rows(xp, out, self.indices, self.values)
         return out
 
     def coalesce(self) -> RowSparse:
         """Unique rows with their summed values."""
         if self.unique:
             return self
-        xp = B.namespace_of(self.values)
-        if xp is B.host:
-            uniq, vals = B.sum_rows(self.indices.reshape(-1), self.values)
+        xp = Bk.namespace_of(self.values)
+        if xp is Bk.host:
+            uniq, vals = Bk.sum_rows(self.indices.reshape(-1), self.values)
             return RowSparse(uniq, vals, self.shape, unique=True)
         uniq, inv = xp.unique(self.indices, return_inverse=True)
         vals = xp.zeros((uniq.shape[0],) + self.shape[1:], dtype=self.values.dtype)
-        B.scatter_add_rows(xp, vals, inv.reshape(-1), self.values)
+        Bk.scatter_add_rows(xp, vals, inv.reshape(-1), self.values)
         return RowSparse(uniq, vals, self.shape, unique=True)
 
     def __add__(self, other: Any) -> Any:
-        xp = B.namespace_of(self.values)
+        xp = Bk.namespace_of(self.values)
         if isinstance(other, RowSparse):
             return RowSparse(
                 xp.concatenate([self.indices, other.indices]),
@@ -92,7 +92,7 @@ class RowSparse:
                 self.shape,
             )
         out = other.copy()
-        B.scatter_add_rows(xp, out, self.indices, self.values)
+        Bk.scatter_add_rows(xp, out, self.indices, self.values)
         return out
 
     __radd__ = __add__
@@ -117,7 +117,7 @@ class OuterGrad:
         return a.shape[:-2] + (a.shape[-1], b.shape[-1])
 
     def materialize(self) -> Any:
-        xp = B.namespace_of(self.pairs[0][0])
+        xp = Bk.namespace_of(self.pairs[0][0])
         if len(self.pairs) == 1:
             a, b = self.pairs[0]
         else:
@@ -153,7 +153,7 @@ def add_grads(a: Any, b: Any, a_owned: bool) -> tuple[Any, bool]:
             return a + b, False
         if not a_owned:
             a = a.copy()
-        B.scatter_add_rows(B.namespace_of(a), a, b.indices, b.values)
+        Bk.scatter_add_rows(Bk.namespace_of(a), a, b.indices, b.values)
         return a, True
     if a_owned and a.shape == b.shape:
         a += b
@@ -195,8 +195,8 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None):
         if isinstance(data, Tensor):
             data = data.data
-        if not B.is_array(data):
-            data = B.host.asarray(data)
+        if not Bk.is_array(data):
+            data = Bk.host.asarray(data)
         self.data = data
         self.requires_grad = bool(requires_grad)
         self._grad = None
@@ -208,7 +208,7 @@ class Tensor:
     @classmethod
     def wrap(cls, data: Any) -> Tensor:
         """A tensor around an op's output array (no checks: ops return backend arrays)."""
-        if not B.is_array(data):
+        if not Bk.is_array(data):
             return cls(data)
         t = object.__new__(cls)
         t.data, t.requires_grad, t._grad, t._grad_owned = data, False, None, False
@@ -230,7 +230,7 @@ class Tensor:
 
     @property
     def xp(self) -> Any:
-        return B.namespace_of(self.data)
+        return Bk.namespace_of(self.data)
 
     def __len__(self) -> int:
         return self.data.shape[0]
@@ -241,10 +241,10 @@ class Tensor:
         return f"Tensor(shape={self.shape}, dtype={self.dtype}{rg}{op})"
 
     def numpy(self) -> Any:
-        return B.to_host(self.data)
+        return Bk.to_host(self.data)
 
     def item(self) -> float:
-        return float(B.to_host(self.data).reshape(-1)[0]) if self.data.size == 1 else float("nan")
+        return float(Bk.to_host(self.data).reshape(-1)[0]) if self.data.size == 1 else float("nan")
 
     # --- gradients ----------------------------------------------------------------------------
     @property
@@ -286,7 +286,7 @@ class Tensor:
         return self
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
-        from .grad import backward  # noqa: PLC0415 - grad imports tensor
+        from .grad import backward  # grad imports tensor
 
         backward(self, grad, retain_graph=retain_graph)
 
@@ -300,8 +300,8 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """Wrap an array or a number; a number takes ``like``'s dtype (never float64 by accident)."""
     if isinstance(x, Tensor):
         return x
-    if like is not None and not B.is_array(x):
+    if like is not None and not Bk.is_array(x):
         return Tensor(like.xp.asarray(x, dtype=like.dtype))
-    if like is not None and B.namespace_of(x) is not like.xp:
+    if like is not None and Bk.namespace_of(x) is not like.xp:
         return Tensor(like.xp.asarray(x))
     return Tensor(x)

@@ -6,11 +6,39 @@ All arrays here are NumPy host arrays; the training loop moves them to the backe
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import DataError
 from .vocab import Vocab
+
+
+@dataclass
+class TokenIds:
+    """Token ids of a batch on the host, time-major: ids (T, B) int64, lengths (B,).
+
+    Nested tokens (the characters of each word) are N inner sequences: ids (T_in, N), and
+    inner sequence i belongs at row ``outer_index[i]`` (= t * B + b) of the grid of ``outer``.
+    The network wraps them for its backend (nn.batch.on_backend)."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    outer_index: np.ndarray | None = None
+    outer: TokenIds | None = None
+
+
+@dataclass
+class SpanIndex:
+    """The spans of each sentence, on the host: ``index`` (L, N) holds, for each of the N spans
+    of the batch, the rows (t * B + b) of its tokens, padded with its first; ``lengths`` (N,);
+    span i is span k of sentence b and sits at row ``outer_index[i]`` = k * B + b of a grid of
+    ``n_spans.max()`` steps; ``n_spans`` (B,) counts each sentence's spans."""
+
+    index: np.ndarray
+    lengths: np.ndarray
+    outer_index: np.ndarray
+    n_spans: np.ndarray
 
 
 def pad_batch(
@@ -125,4 +153,5 @@ def lm_segments(
         yield stream[:, i : i + length], stream[:, i + 1 : i + 1 + length]
 
 
-__all__ = ["bucket_batches", "char_batch", "lm_segments", "lm_stream", "pad_batch"]
+__all__ = ["SpanIndex", "TokenIds", "bucket_batches", "char_batch", "lm_segments", "lm_stream",
+           "pad_batch"]

@@ -370,7 +370,7 @@ def enforce(findings: Sequence[Finding], log: Callable[[str], None], ignore: boo
 
 def check_data_command(spec: object, out: Callable[[str], None]) -> int:
     """`rnndsl check --data SPEC`: every data statement's findings; exit code 2 on an error."""
-    from .dataset import TaskData  # noqa: PLC0415
+    from .dataset import TaskData
 
     n_err = n_warn = 0
     for name, decl in spec.data.items():

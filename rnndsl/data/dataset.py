@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import readers
-from .batching import bucket_batches, lm_segments, lm_stream
+from .batching import SpanIndex, TokenIds, bucket_batches, lm_segments, lm_stream
 from .vocab import Vocab
 
 PUNCT = set(string.punctuation) | {"--", "``", "''", "...", "-lrb-", "-rrb-", "…", "—", "–"}
@@ -34,10 +34,12 @@ def field_key(target: Any) -> tuple[str, str]:
 
 @dataclass
 class Batch:
-    """One batch: inputs for Network.run, targets for the head, and which examples it holds."""
+    """One batch of host arrays: inputs (TokenIds by field, a SpanIndex as "__spans__"),
+    targets for the head, and which examples it holds. nn.batch.on_backend gives the same batch
+    on the network's backend, its inputs wrapped as Network.run takes them."""
 
     inputs: dict[str, Any]
-    targets: Any  # (T, B) per position, (B,) per sequence; backend int
+    targets: Any  # (T, B) per position, (B,) per sequence; int
     valid: Any  # (T, B) bool for per-position targets, else None
     lengths: np.ndarray
     indices: list[int]
@@ -183,7 +185,7 @@ class TaskData:
         return self.vocabs[key].tokens
 
     # --- batching -------------------------------------------------------------------------------
-    def batches(self, examples: Sequence[readers.Example], batch_size: int, xp: Any,
+    def batches(self, examples: Sequence[readers.Example], batch_size: int,
                 rng: np.random.Generator | None, needs: set[str], rank: int = 0,
                 size: int = 1, by_length: bool = False) -> list[Batch]:
         """Length-bucketed batches (shuffled with ``rng``; in order when rng is None, or with
@@ -199,7 +201,7 @@ class TaskData:
         out = []
         for g in groups:
             part = g if size == 1 else g[rank * len(g) // size:(rank + 1) * len(g) // size]
-            b = self.make_batch(examples, part, xp, needs) if part else None
+            b = self.make_batch(examples, part, needs) if part else None
             if b is None:
                 b = Batch({}, None, None, np.zeros(0, np.int64), [], 0)
             b.global_tokens = float(sum(max(1, len(examples[i].words)) for i in g))
@@ -207,10 +209,9 @@ class TaskData:
             out.append(b)
         return out
 
-    def make_batch(self, examples: Sequence[readers.Example], idx: list[int], xp: Any,
+    def make_batch(self, examples: Sequence[readers.Example], idx: list[int],
                    needs: set[str]) -> Batch:
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415 - data does not need nn
-
+        """One batch of host arrays (nn.batch.on_backend puts it on the network's backend)."""
         # longest first: the recurrent steps then run on a shrinking prefix (packed sequences)
         idx = sorted(idx, key=lambda i: -len(examples[i].words))
         exs = [examples[i] for i in idx]
@@ -221,19 +222,20 @@ class TaskData:
         for b, ex in enumerate(exs):
             if ex.words:
                 ids[: len(ex.words), b] = wv.encode(ex.words)
-        info = SeqInfo(lengths, T, xp)
-        inputs: dict[str, Any] = {f"{self.name}.words": TokenValue(xp.asarray(ids), info)}
+        words = TokenIds(ids, lengths)
+        mask = np.arange(T)[:, None] < lengths[None, :]  # (T, B): t < length[b]
+        inputs: dict[str, Any] = {f"{self.name}.words": words}
         if "chars" in needs:
-            inputs[f"{self.name}.chars"] = self._chars(exs, info, xp)
+            inputs[f"{self.name}.chars"] = self._chars(exs, words)
         if "feats" in needs:
             fv = self.vocabs["feats"]
             fid = np.zeros((T, B), dtype=np.int64)
             for b, ex in enumerate(exs):
                 if ex.feats:
                     fid[: len(ex.feats), b] = fv.encode(ex.feats)
-            inputs[f"{self.name}.feats"] = TokenValue(xp.asarray(fid), info)
+            inputs[f"{self.name}.feats"] = TokenIds(fid, lengths)
         if "spans" in needs:
-            inputs["__spans__"] = self._spans(exs, T, B, xp)
+            inputs["__spans__"] = self._spans(exs, B)
         targets, valid = None, None
         if self.kind == "tagging":
             tv = self.vocabs["tags"]
@@ -241,22 +243,19 @@ class TaskData:
             for b, ex in enumerate(exs):
                 if ex.tags:
                     tg[: len(ex.tags), b] = [tv.index(t) if t in tv else -1 for t in ex.tags]
-            valid_h = info.mask_host & (tg >= 0)
-            targets, valid = xp.asarray(np.maximum(tg, 0)), xp.asarray(valid_h)
+            targets, valid = np.maximum(tg, 0), mask & (tg >= 0)
         elif self.kind == "classification":
             lv = self.vocabs["labels"]
             lab = np.array([lv.index(ex.label) if ex.label in lv else -1 for ex in exs])
-            targets = xp.asarray(np.maximum(lab, 0))
-            valid = xp.asarray(lab >= 0) if (lab < 0).any() else None
+            targets = np.maximum(lab, 0)
+            valid = lab >= 0 if (lab < 0).any() else None
         return Batch(inputs, targets, valid, lengths, list(idx), int(lengths.sum()),
-                     inputs_mask=info.mask[..., 0])
+                     inputs_mask=mask)
 
-    def _chars(self, exs: Sequence[readers.Example], outer: Any, xp: Any) -> Any:
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
-
+    def _chars(self, exs: Sequence[readers.Example], outer: TokenIds) -> TokenIds:
         cv = self.vocabs["chars"]
         words, index = [], []
-        B = outer.B
+        B = outer.ids.shape[1]
         for b, ex in enumerate(exs):
             for t, w in enumerate(ex.words or ("",)):
                 words.append(cv.encode(w) or [cv.unk_index or 0])
@@ -269,15 +268,11 @@ class TaskData:
         ids = np.zeros((Tc, len(words)), dtype=np.int64)
         for i, c in enumerate(words):
             ids[: len(c), i] = c
-        return TokenValue(xp.asarray(ids), SeqInfo(lens, Tc, xp), xp.asarray(np.array(index)),
-                          outer)
+        return TokenIds(ids, lens, np.array(index, dtype=np.int64), outer)
 
-    def _spans(self, exs: Sequence[readers.Example], T: int, B: int, xp: Any) -> tuple:
-        from ..nn.module import SeqInfo  # noqa: PLC0415
-
+    def _spans(self, exs: Sequence[readers.Example], B: int) -> SpanIndex:
         spans = [span_bounds(ex.words or ("",)) for ex in exs]
         n_spans = np.array([len(s) for s in spans], dtype=np.int64)
-        S = int(n_spans.max())
         L = max(e - s for sp in spans for s, e in sp)
         rows, lens, outer = [], [], []
         for b, sp in enumerate(spans):
@@ -289,8 +284,8 @@ class TaskData:
         # longest first, as for characters: the span encoder then runs packed
         order = np.argsort(-np.array(lens), kind="stable")
         index = np.array(rows, dtype=np.int64)[order].T  # (L, N)
-        return (xp.asarray(index), np.array(lens)[order], xp.asarray(np.array(outer)[order]),
-                SeqInfo(n_spans, S, xp))
+        return SpanIndex(index, np.array(lens)[order], np.array(outer, dtype=np.int64)[order],
+                         n_spans)
 
     # --- language models ------------------------------------------------------------------------
     def lm_ids(self, examples: Sequence[readers.Example]) -> np.ndarray:
@@ -298,23 +293,19 @@ class TaskData:
         return np.array([i for ex in examples for i in wv.encode(ex.words)], dtype=np.int64)
 
     def lm_batches(self, examples: Sequence[readers.Example], batch_size: int, bptt: int,
-                   xp: Any, rank: int = 0, size: int = 1) -> list[Batch]:
+                   rank: int = 0, size: int = 1) -> list[Batch]:
         """Contiguous segments (Zaremba et al.): row b of segment k continues row b of k-1.
 
         With several ranks, each takes its own rows of every segment.
         """
-        from ..nn.module import SeqInfo, TokenValue  # noqa: PLC0415
-
         stream = lm_stream(self.lm_ids(examples), batch_size)
         lo, hi = rank * batch_size // size, (rank + 1) * batch_size // size
         stream = stream[lo:hi]
         out = []
         for inp, tgt in lm_segments(stream, bptt):
             L, B = inp.shape[1], inp.shape[0]
-            info = SeqInfo(np.full(B, L), L, xp)
-            ids = xp.asarray(np.ascontiguousarray(inp.T))
-            out.append(Batch({f"{self.name}.words": TokenValue(ids, info)},
-                             xp.asarray(np.ascontiguousarray(tgt.T)), None,
+            words = TokenIds(np.ascontiguousarray(inp.T), np.full(B, L))
+            out.append(Batch({f"{self.name}.words": words}, np.ascontiguousarray(tgt.T), None,
                              np.full(B, L), [], L * B, global_tokens=float(L * batch_size),
                              global_seqs=float(batch_size)))
         return out

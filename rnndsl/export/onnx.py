@@ -56,7 +56,7 @@ class Val:
 
 def _onnx() -> Any:
     try:
-        import onnx  # noqa: PLC0415
+        import onnx
     except ImportError:
         raise ExportError("ONNX export needs the `onnx` package, which is not installed",
                           hint="pip install 'rnndsl[onnx]' (or pip install onnx)") from None
@@ -169,7 +169,7 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
                            producer_name="rnndsl")
     model.ir_version = 8  # readable by onnxruntime >= 1.14
     # what a serving stack needs to turn text into ids and scores into names
-    import json  # noqa: PLC0415
+    import json
 
     props = {f"rnndsl.vocab.{k}": json.dumps(v.tokens) for k, v in data.vocabs.items()
              if k in ("words", "chars", "feats", "tags", "labels")}
@@ -177,7 +177,7 @@ def export_network(net: Any, data: Any, path: str | Path) -> dict[str, Any]:
     props["rnndsl.lowercase"] = json.dumps(bool(data.vocabs["words"].lowercase))
     b.h.set_model_props(model, props)
     onnx.checker.check_model(model)
-    from ..train.checkpoint import atomic_write_bytes  # noqa: PLC0415
+    from ..train.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(Path(path), model.SerializeToString())
     return {"inputs": [i.name for i in b.inputs], "outputs": list(outputs),
@@ -428,7 +428,7 @@ def feeds(data: Any, examples: list, needs: set[str]) -> dict[str, Any]:
 
 def export_run(run_dir: str | Path, output: str | Path) -> str:
     """Export a run directory's best weights; returns a one-line summary."""
-    from ..run import load_run  # noqa: PLC0415
+    from ..run import load_run
 
     if not str(output).endswith(".onnx"):
         raise ExportError(f"{output}: the output of an ONNX export must end in .onnx")

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from ..errors import Diagnostic, SpecError
 from . import catalogue, syntax, types
-from .check import (
+from .check import check_spec, compile_pipeline
+from .ir import describe, inputs_of, ordered_nodes
+from .parser import parse, parse_pipeline
+from .results import (
     CheckedSpec,
     DataDecl,
     DefinitionInfo,
@@ -24,11 +27,7 @@ from .check import (
     EvalConfig,
     OutputConfig,
     TrainConfig,
-    check_spec,
-    compile_pipeline,
 )
-from .ir import describe, inputs_of, ordered_nodes
-from .parser import parse, parse_pipeline
 from .summary import model_table, node_params, summary_table
 from .types import Seq, Tokens, Unknown, Vec
 from .values import FieldRef, FuncValue

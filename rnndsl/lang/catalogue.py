@@ -778,7 +778,8 @@ LAYERS: dict[str, LayerDef] = {
                     "format",
                     Enum(("auto", "word2vec", "word2vec-bin", "glove")),
                     "auto",
-                    "format of the pretrained file (auto: by its name and first line)",
+                    "format of the pretrained file (auto: from its first lines, not its name: a "
+                    "\"COUNT DIM\" header is word2vec, text or binary by what follows; else GloVe)",
                 ),
                 Param("freeze", Bool(), False, "keep the vectors fixed during training"),
                 Param("dropout", Float(PROBABILITY), 0.0, "dropout on the embedded vectors"),
@@ -1151,9 +1152,10 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
         SettingDef("seed", Int(), 0, "random seed; the same seed repeats a run exactly"),
         SettingDef(
             "bptt",
-            OneOf((Int(POSITIVE_INT), Nothing())),
-            None,
-            "language models: unroll length of truncated BPTT (the state carries over)",
+            Int(POSITIVE_INT),
+            35,
+            "language models only: unroll length of truncated BPTT (the state carries over "
+            "from one window to the next); other models take no bptt",
         ),
         SettingDef("init", INITS, "default", "weight initialisation"),
         SettingDef("freeze", ListOf(DefinitionName()), (), "definitions whose weights stay fixed"),
@@ -1181,7 +1183,9 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
             "eval_every",
             OneOf((Int(POSITIVE_INT), Nothing())),
             None,
-            "evaluate on dev every N steps (none: after each epoch)",
+            "also evaluate on dev every N steps (counted over the whole run), each a line of "
+            "metrics.jsonl with its `step`; the best epoch and early stopping still go by the "
+            "evaluation after each epoch (none: only that one)",
         ),
         SettingDef(
             "checkpoint_every",
@@ -1213,10 +1217,17 @@ OUTPUT_SETTINGS: dict[str, SettingDef] = {
             "dir",
             OneOf((Path(folder=True, must_exist=False), Nothing())),
             None,
-            "the run folder (default: chosen by the command line)",
+            "the run folder, relative to the spec (`rnndsl run --out` overrides it; "
+            "default: runs/SPEC-DATE-TIME in the current folder)",
         ),
-        SettingDef("predictions", Bool(), False, "write the dev predictions"),
-        SettingDef("plot", Bool(), True, "draw the training curves"),
+        SettingDef(
+            "predictions",
+            Bool(),
+            True,
+            "write the dev predictions (predictions.dev.txt for taggers, .tsv for classifiers; "
+            "a language model has none)",
+        ),
+        SettingDef("plot", Bool(), True, "draw the training curves (curve.png)"),
     )
 }
 

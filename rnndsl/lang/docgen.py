@@ -175,6 +175,9 @@ def _num(x: object) -> str:
 
 def _settings() -> list[str]:
     out = ["## Training: `train MODEL on DATA { ... }`", ""]
+    out += ["Every key is optional: the default column is what a run uses without it (these"]
+    out += ["defaults are the only ones; the trainer has none of its own). `rnndsl run --epochs N"]
+    out += ["--seed S` replace those two.", ""]
     out += _setting_rows(C.TRAIN_SETTINGS)
     out += ["Optimizers (`optimizer = adam(lr=1e-3)`; a bare name takes the defaults):", ""]
     out += _funcs(C.OPTIMIZERS)

@@ -100,9 +100,21 @@ def ordered_nodes(g: nx.DiGraph) -> list[str]:
 
 
 def inputs_of(g: nx.DiGraph, node: str) -> list[str]:
-    """The nodes feeding ``node``, by edge ``order``."""
-    preds = sorted(g.in_edges(node, data="order"), key=lambda e: e[2])
+    """The nodes feeding ``node``, by edge ``order`` (0 where an edge has none)."""
+    preds = sorted(g.in_edges(node, data="order", default=0), key=lambda e: e[2])
     return [src for src, _, _ in preds]
+
+
+def needs_of(g: nx.DiGraph) -> set[str]:
+    """Which batch parts a model reads besides the words: characters, feats, spans."""
+    needs = set()
+    for _, a in g.nodes(data=True):
+        p = a.get("params", {})
+        if a["kind"] == "input" and p.get("field") in ("chars", "feats"):
+            needs.add(p["field"])
+        if a["kind"] == "split":
+            needs.add("spans")
+    return needs
 
 
 def walk(g: nx.DiGraph) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -7,16 +7,14 @@ tag-set size shows ``?`` until ``sizes`` gives it (``{"ewt.words": 19674, "ewt.t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 
 from . import catalogue as C
 from .ir import inputs_of, walk
+from .results import CheckedSpec
 from .types import with_dim
-
-if TYPE_CHECKING:
-    from .check import CheckedSpec
 
 
 def node_params(g: nx.DiGraph, node: str, sizes: Mapping[str, int] | None = None) -> int | None:

@@ -155,7 +155,7 @@ def _split(a: Any, n: int, axis: int) -> list[Any]:
 
 
 def _concat(parts: list[Any], axis: int) -> Any:
-    from ..autodiff.backend import namespace_of  # noqa: PLC0415
+    from ..autodiff.backend import namespace_of
 
     return namespace_of(parts[0]).concatenate(parts, axis=axis)
 

@@ -58,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..autodiff import backend as B
+from ..autodiff import backend as Bk
 from ..autodiff import functional as F
 from ..autodiff.backend import host
 from ..autodiff.ops import apply, op
@@ -121,7 +121,7 @@ def batch_lengths(xp: Any, shape: tuple[int, ...], mask: Array | None) -> Length
                 "mask must be a prefix mask (mask[b, t] = t < length[b])",
                 hint="padding goes after each sequence's end; build it as arange(T) < lengths",
             )
-        lengths = B.to_host(n).astype(host.int64)
+        lengths = Bk.to_host(n).astype(host.int64)
         valid = xp.ascontiguousarray(mask.T)
     lengths_x = xp.asarray(lengths)
     return Lengths(
@@ -434,7 +434,7 @@ def crf_nll_reference(
 def log_partition(emissions: Any, trans: Any, start: Any, end: Any, mask: Any = None) -> Array:
     """log Z(x) per sequence by the forward algorithm, (B,) in the emissions' dtype; 0 if empty."""
     em0 = _data(emissions)
-    xp = B.namespace_of(em0)
+    xp = Bk.namespace_of(em0)
     tr, st, en = (_as_array(xp, a) for a in (trans, start, end))
     _check_params(em0, tr, st, en)
     lens = batch_lengths(xp, em0.shape, mask)
@@ -448,7 +448,7 @@ def log_partition(emissions: Any, trans: Any, start: Any, end: Any, mask: Any = 
 def marginals(emissions: Any, trans: Any, start: Any, end: Any, mask: Any = None) -> Array:
     """p(s_t = k | x) by forward-backward, (B, T, K) in the emissions' dtype; 0 at padding."""
     em0 = _data(emissions)
-    xp = B.namespace_of(em0)
+    xp = Bk.namespace_of(em0)
     tr, st, en = (_as_array(xp, a) for a in (trans, start, end))
     _check_params(em0, tr, st, en)
     lens = batch_lengths(xp, em0.shape, mask)
@@ -479,7 +479,7 @@ def viterbi(
     a host float64 array (B,) of their scores.
     """
     em0 = _data(emissions)
-    xp = B.namespace_of(em0)
+    xp = Bk.namespace_of(em0)
     tr, st, en = (_as_array(xp, a) for a in (trans, start, end))
     _check_params(em0, tr, st, en)
     lens = batch_lengths(xp, em0.shape, mask)
@@ -501,8 +501,8 @@ def viterbi(
     batch = xp.arange(n_b)
     final = delta[lens.last, batch] + en
     last = final.argmax(axis=1)
-    score = B.to_host(final[batch, last]).astype(host.float64)
-    delta_h, tr_h, last_h = B.to_host(delta), B.to_host(tr), B.to_host(last)
+    score = Bk.to_host(final[batch, last]).astype(host.float64)
+    delta_h, tr_h, last_h = Bk.to_host(delta), Bk.to_host(tr), Bk.to_host(last)
     paths = host.empty((n_b, n_t), dtype=host.int64)
     cur = last_h.copy()
     for t in range(n_t - 1, -1, -1):
@@ -554,7 +554,7 @@ def nbest(
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     em0 = _data(emissions)
-    xp = B.namespace_of(em0)
+    xp = Bk.namespace_of(em0)
     tr, st, en = (_as_array(xp, a) for a in (trans, start, end))
     _check_params(em0, tr, st, en)
     lens = batch_lengths(xp, em0.shape, mask)
@@ -582,8 +582,8 @@ def nbest(
         top = step
     final = (top + en[None, :, None]).reshape(n_b, n_k * k)
     vals, idx = _top_k(xp, final, min(k, n_k * k))
-    paths = _backtrace(B.to_host(bp), B.to_host(idx), k)
-    vals = B.to_host(vals).astype(host.float64)
+    paths = _backtrace(Bk.to_host(bp), Bk.to_host(idx), k)
+    vals = Bk.to_host(vals).astype(host.float64)
     out = []
     for b in range(n_b):
         n = int(lens.lengths[b])
@@ -698,7 +698,7 @@ class CRF:
         *,
         rng: Any = None,
         dtype: str = "float32",
-        backend: str | B.Backend | None = None,
+        backend: str | Bk.Backend | None = None,
         constraints: tuple[Any, Any, Any] | None = None,
         constrain: bool = True,
         penalty: float = PENALTY,
@@ -708,7 +708,7 @@ class CRF:
         self.num_tags = k = tags if isinstance(tags, int) else len(self.tag_names)
         if k < 1:
             raise ShapeError(f"a CRF needs at least one tag, got {k}")
-        self.backend = backend if isinstance(backend, B.Backend) else B.get_backend(backend)
+        self.backend = backend if isinstance(backend, Bk.Backend) else Bk.get_backend(backend)
         xp = self.backend.xp
         if constraints is None and scheme != "none":
             if self.tag_names is None:
@@ -720,14 +720,14 @@ class CRF:
         self.allowed = self.allowed_start = self.allowed_end = None
         if constraints is not None:
             shapes = ((k, k), (k,), (k,))
-            arrs = [xp.asarray(B.to_host(_data(a)), dtype=bool) for a in constraints]
+            arrs = [xp.asarray(Bk.to_host(_data(a)), dtype=bool) for a in constraints]
             if tuple(tuple(a.shape) for a in arrs) != shapes:
                 raise ShapeError(f"constraints must have shapes {shapes}")
             self.allowed, self.allowed_start, self.allowed_end = arrs
         if parameters is not None:
             self.trans, self.start, self.end = (parameters[n] for n in ("trans", "start", "end"))
         else:
-            dt = B.dtype_of(dtype)
+            dt = Bk.dtype_of(dtype)
 
             def make(shape: tuple[int, ...]) -> Tensor:
                 v = host.zeros(shape) if rng is None else rng.uniform(-0.1, 0.1, size=shape)
@@ -808,16 +808,16 @@ class CRF:
 
         With constraints on, each one costs about -PENALTY in the NLL; 0 everywhere when off.
         """
-        tags = B.to_host(_data(tags)).astype(host.int64)
+        tags = Bk.to_host(_data(tags)).astype(host.int64)
         n_b, n_t = tags.shape
         if not self.constrained:
             return host.zeros(n_b, dtype=host.int64)
         lens = batch_lengths(
-            host, (n_b, n_t, self.num_tags), None if mask is None else B.to_host(_data(mask))
+            host, (n_b, n_t, self.num_tags), None if mask is None else Bk.to_host(_data(mask))
         )
         n = lens.lengths
         tags = host.where(lens.valid.T, tags, 0)
-        al, st, en = (B.to_host(a) for a in (self.allowed, self.allowed_start, self.allowed_end))
+        al, st, en = (Bk.to_host(a) for a in (self.allowed, self.allowed_start, self.allowed_end))
         bad = (~al[tags[:, :-1], tags[:, 1:]] & lens.valid.T[:, 1:]).sum(axis=1)
         last = tags[host.arange(n_b), host.maximum(n - 1, 0)]
         return bad + ((~st[tags[:, 0]]).astype(int) + ~en[last]) * (n > 0)

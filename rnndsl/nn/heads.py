@@ -80,7 +80,7 @@ class CRFHead(Module):
 
     def __init__(self, name: str, d_in: int, n: int, init: Init, tag_names: Any = None,
                  scheme: str = "none", constraints: bool = True):
-        from .crf import CRF  # noqa: PLC0415 - the CRF module registers its ops on import
+        from .crf import CRF  # the CRF module registers its ops on import
 
         super().__init__(name)
         self.proj = self.add_child("proj", Linear(f"{name}.proj", d_in, n, init))

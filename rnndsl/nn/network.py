@@ -235,7 +235,7 @@ class Network(Module):
                steps: int | None = None, **kw: Any) -> Any:
         """A picture (graphviz.Digraph): unrolled over ``input`` (a sentence or (T, D) vectors),
         or the model graph when no input is given. See ``rnndsl.render.unrolled``."""
-        from .. import render  # noqa: PLC0415 - render builds on nn
+        from .. import render  # render builds on nn
 
         if input is None:
             return render.model(self)

@@ -71,7 +71,7 @@ PIPELINES = [
 
 def run_gradchecks(only: list[str] | None, log: Callable[[str], None]) -> bool:
     """`rnndsl gradcheck`: every cell, bi(stack(2)) and pooling in float64; True if all pass."""
-    from ..api import compile as compile_  # noqa: PLC0415
+    from ..api import compile as compile_
 
     rng = Bk.host.random.default_rng(0)
     ok = True

@@ -100,7 +100,7 @@ def load_target(
     if checkpoint is None and isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
         checkpoint = os.fspath(spec)
     if checkpoint:
-        from ..run import load_run  # noqa: PLC0415
+        from ..run import load_run
 
         if not Path(checkpoint).is_dir():
             raise RenderError(
@@ -111,7 +111,7 @@ def load_target(
     spec = os.fspath(spec)
     path = Path(spec)
     if path.suffix != ".rnn" and not path.exists() and ("|>" in spec or "(" in spec):
-        from ..api import compile as compile_pipeline  # noqa: PLC0415
+        from ..api import compile as compile_pipeline
 
         net = compile_pipeline(spec, input_dim=PIPELINE_INPUT_DIM)
         net.graph.graph.setdefault("name", spec)
@@ -122,8 +122,8 @@ def load_target(
             hint="give a .rnn file, a run directory, or a pipeline in quotes like "
             '"srnn(d=8) |> last"',
         )
-    from .. import lang  # noqa: PLC0415
-    from ..run import prepare  # noqa: PLC0415
+    from .. import lang
+    from ..run import prepare
 
     checked = lang.load(str(path))
     if checked.train is not None:

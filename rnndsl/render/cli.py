@@ -64,7 +64,7 @@ def render_command(args: argparse.Namespace) -> int:
 
 
 def _model_title(target: Target) -> str:
-    from .labels import esc  # noqa: PLC0415
+    from .labels import esc
 
     return f"<B>{esc(target.name)}</B>: model graph, {target.net.parameter_count():,} parameters"
 

@@ -60,10 +60,10 @@ def plot_norms(
     title: str | None = None,
 ) -> Path:
     """Plot several norm series on one log-scale axis (e.g. S-RNN vs LSTM vs GRU) into a PNG."""
-    import matplotlib  # noqa: PLC0415 - matplotlib is slow to import; only plots need it
+    import matplotlib  # matplotlib is slow to import; only plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

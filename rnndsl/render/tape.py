@@ -20,6 +20,8 @@ from ..autodiff import backend as Bk
 from ..autodiff.grad import topological_nodes
 from ..autodiff.tensor import Node, Tensor, scope
 from ..errors import RenderError, RnnError
+from ..lang.ir import needs_of
+from ..nn.batch import on_backend
 from ..nn.heads import CRFHead, SoftmaxHead
 from ..nn.layers import Recurrent
 from ..nn.module import NestedValue, RunContext, SeqInfo, SeqValue
@@ -223,12 +225,11 @@ def source_from_words(
             "this network embeds words, so drawing it needs the spec's data (its vocabulary)",
             hint="render the spec (rnndsl render SPEC), or pass data=rnndsl.run.prepare(spec).data",
         )
-    from ..data.readers import Example  # noqa: PLC0415
-    from ..run import needs_of  # noqa: PLC0415
+    from ..data.readers import Example
 
     gold_ex, where = find_example(data, words)
     ex = gold_ex if gold_ex is not None else Example(words=words)
-    batch = data.make_batch([ex], [0], net.backend.xp, needs_of(net.graph))
+    batch = on_backend(data.make_batch([ex], [0], needs_of(net.graph)), net.backend.xp)
     src = Source(
         words, batch.inputs, batch.inputs[f"{data.name}.words"].info, label_names=data.label_names()
     )

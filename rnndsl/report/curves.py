@@ -40,7 +40,7 @@ def panels(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[tuple]]
 
 def _draw(ax: Any, history: Sequence[Mapping[str, Any]], ylabel: str, series: list[tuple]
           ) -> None:
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator
 
     for key, label, colour, marker in series:
         pts = [(r["epoch"], r[key]) for r in history if isinstance(r.get(key), (int, float))]
@@ -61,10 +61,10 @@ def _draw(ax: Any, history: Sequence[Mapping[str, Any]], ylabel: str, series: li
 
 
 def _pyplot() -> Any:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     return plt
 

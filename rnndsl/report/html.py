@@ -345,7 +345,7 @@ def _dev_examples(prep: Any, conf: Mapping[str, Any]) -> list:
 
 def _unrolled_svg(prep: Any, dev: list) -> tuple[str | None, str, str]:
     """The picture of one short dev sentence, or (None, "", why not)."""
-    from ..render import unrolled  # noqa: PLC0415
+    from ..render import unrolled
 
     if not dev:
         return None, "", "no dev sentence to draw (the run has no dev data)"
@@ -369,8 +369,8 @@ def _unrolled_svg(prep: Any, dev: list) -> tuple[str | None, str, str]:
 
 def build_report(run_dir: str | Path, log: Callable[[str], None] = lambda s: None) -> str:
     """The report page of a run directory as HTML text."""
-    from .. import lang  # noqa: PLC0415
-    from ..run import load_run  # noqa: PLC0415
+    from .. import lang
+    from ..run import load_run
 
     run_dir = Path(run_dir)
     conf = _read_json(run_dir / "config.json")

@@ -102,23 +102,29 @@ def conlleval_lines(per_type: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def epoch_lines(path: Path, history: Sequence[Mapping[str, Any]],
-                tables: Mapping[str, Any]) -> str:
-    """metrics.jsonl: one line per finished epoch, its numbers and its dev tables.
+                tables: Mapping[str, Any] | None) -> str:
+    """metrics.jsonl: one line per evaluation in ``history`` (each finished epoch with its dev
+    tables; an ``eval_every`` line, which has a ``step``, without them).
 
-    The tables of the epoch just finished are ``tables``; those of earlier epochs are kept from
-    the file as it stands (a resumed run's earlier epochs keep theirs)."""
+    The tables of the last finished epoch are ``tables`` (None: kept like the others); those of
+    earlier epochs are kept from the file as it stands (a resumed run's earlier epochs keep theirs)."""
     earlier: dict[int, dict] = {}
     try:
         for line in Path(path).read_text("utf-8").splitlines():
             row = json.loads(line)
-            if isinstance(row, dict) and type(row.get("epoch")) is int:
+            if isinstance(row, dict) and type(row.get("epoch")) is int and "step" not in row:
                 earlier[row["epoch"]] = {k: v for k, v in row.items() if is_breakdown(k, v)}
     except (OSError, ValueError):
         earlier = {}
+    epochs = [k for k, record in enumerate(history) if "step" not in record]
     rows = []
     for k, record in enumerate(history):
-        last = k == len(history) - 1
-        extra = dict(tables) if last else earlier.get(record.get("epoch"), {})
+        if "step" in record:
+            extra = {}
+        elif tables is not None and k == epochs[-1]:
+            extra = dict(tables)
+        else:
+            extra = earlier.get(record.get("epoch"), {})
         rows.append(json.dumps({**record, **extra}) + "\n")
     return "".join(rows)
 

@@ -62,7 +62,7 @@ def _fsync_dir(d: Path) -> None:
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io  # noqa: PLC0415
+    import io
 
     buf = io.BytesIO()
     np.savez(buf, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
@@ -132,7 +132,7 @@ def load(folder: Path, name: str = "last") -> tuple[dict[str, np.ndarray], dict[
             f"{wpath}: the weights do not match their recorded checksum "
             f"({len(blob)} bytes, expected {meta.get('bytes')})",
             hint="the file was truncated or altered after it was written; it is refused")
-    import io  # noqa: PLC0415
+    import io
 
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:

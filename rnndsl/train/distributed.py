@@ -23,8 +23,6 @@ from ..autodiff import backend as Bk
 from ..autodiff.tensor import RowSparse
 from ..errors import RnnError
 
-MPI_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
-
 
 class DistributedError(RnnError):
     """A collective operation did not complete: another rank died or hangs."""
@@ -56,7 +54,7 @@ class MpiComm:
     """MPI.COMM_WORLD with time-limited collectives (non-blocking calls polled to a deadline)."""
 
     def __init__(self, timeout: float = 300.0):
-        from mpi4py import MPI  # noqa: PLC0415 - optional dependency
+        from mpi4py import MPI  # optional dependency
 
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD
@@ -137,13 +135,6 @@ def get_comm(timeout: float | None = None) -> LocalComm | MpiComm:
     return comm if comm.size > 1 else LocalComm()
 
 
-def shard(indices: Sequence[int], rank: int, size: int) -> list[int]:
-    """This rank's contiguous part of a global batch (parts differ in size by at most one)."""
-    n = len(indices)
-    lo, hi = rank * n // size, (rank + 1) * n // size
-    return list(indices[lo:hi])
-
-
 def allreduce_grads(comm: Any, params: Mapping[str, Any], xp: Any) -> None:
     """Sum every parameter's gradient over the ranks.
 
@@ -196,6 +187,6 @@ def launch(argv: Sequence[str], workers: int) -> int:
     cmd = [mpiexec, "-n", str(workers), sys.executable, "-m", "rnndsl.cli", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")}
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     return subprocess.call(cmd, env=env)

@@ -24,6 +24,8 @@ from ..autodiff import backend as Bk
 from ..autodiff.tensor import Tensor, no_grad
 from ..data.dataset import Batch, TaskData
 from ..errors import CheckpointError, TrainingError
+from ..lang import TrainConfig
+from ..nn.batch import on_backend
 from ..nn.heads import CRFHead
 from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
@@ -38,21 +40,21 @@ class Interrupted(Exception):
     """Training stopped on Ctrl-C after saving a checkpoint (exit code 130)."""
 
 
-@dataclass
-class TrainSettings:
-    """What the training block of a spec asks for, resolved."""
+EVAL_BATCH = 64  # sequences per evaluation batch (no gradients, so larger than training's)
 
-    epochs: int = 10
-    batch: int = 32
-    clip: float | None = 5.0
-    seed: int = 1
-    schedule: tuple[str, dict] = ("none", {})
-    early_stop: tuple[str, int] | None = None  # (metric, patience)
-    metric: str = "accuracy"
-    bptt: int = 35
-    reduction: str = "mean"
-    checkpoint_every: int = 0  # steps; 0 = at the end of each epoch only
-    eval_batch: int = 64
+
+def selection_metric(settings: TrainConfig, data: TaskData) -> str:
+    """The dev metric that picks the best epoch: early stopping's, else the task's own
+    (perplexity for a language model, span F1 for tags with a span scheme, else accuracy)."""
+    if settings.early_stop is not None:
+        return settings.early_stop.metric
+    return "perplexity" if data.kind == "lm" else "f1" if data.scheme != "none" else "accuracy"
+
+
+def schedule_of(settings: TrainConfig) -> tuple[str, Mapping[str, Any]]:
+    """The learning-rate schedule's name and arguments ("none" without one)."""
+    sched = settings.schedule
+    return (sched.name, sched.args) if sched is not None else ("none", {})
 
 
 @dataclass
@@ -67,6 +69,7 @@ class TrainState:
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    step_evals: list[dict] = field(default_factory=list)  # eval_every's, inside epochs
     done: bool = False
     # running sums of the epoch in progress, so a resumed epoch reports the same train loss
     epoch_loss: float = 0.0
@@ -91,8 +94,8 @@ class TrainState:
         number = (int, float)
         kinds = {"epoch": int, "step": int, "global_step": int, "lr": number,
                  "best": (*number, type(None)), "best_epoch": int, "bad_epochs": int,
-                 "history": list, "done": bool, "epoch_loss": number, "epoch_steps": int,
-                 "epoch_tokens": int, "epoch_seconds": number}
+                 "history": list, "step_evals": list, "done": bool, "epoch_loss": number,
+                 "epoch_steps": int, "epoch_tokens": int, "epoch_seconds": number}
         for key, value in st.items():
             kind = kinds.get(key)
             if kind is None:
@@ -106,6 +109,11 @@ class TrainState:
                     and all(isinstance(record.get(k), number) for k in ("seconds", "train_loss"))
                     and all(isinstance(v, (*number, str, type(None))) for v in record.values())):
                 raise bad(f"has an epoch record {json.dumps(record)}")
+        for record in st.get("step_evals", []):
+            if not (isinstance(record, dict) and type(record.get("epoch")) is int
+                    and type(record.get("step")) is int
+                    and all(isinstance(v, (*number, str, type(None))) for v in record.values())):
+                raise bad(f"has a step record {json.dumps(record)}")
         return cls(**st)
 
 
@@ -155,11 +163,12 @@ def predict_batch(net: Network, batch: Batch, ctx: RunContext) -> tuple[Any, Any
 class Trainer:
     """Runs training for one network on one TaskData, writing into a run directory."""
 
-    def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainSettings,
+    def __init__(self, net: Network, data: TaskData, opt: Optimizer, settings: TrainConfig,
                  run_dir: Path, log: Callable[[str], None] = print,
                  progress: Any = None, needs: set[str] | None = None, comm: Any = None,
                  profile: bool = False):
         self.net, self.data, self.opt, self.s = net, data, opt, settings
+        self.metric = selection_metric(settings, data)
         self.comm = comm or LocalComm()
         # seconds spent in each part of training (`rnndsl run --profile` prints them)
         self.times = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
@@ -238,11 +247,13 @@ class Trainer:
     def epoch_batches(self, epoch: int) -> list[Batch]:
         c = self.comm
         if self.data.kind == "lm":
-            return self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt, self.xp,
+            batches = self.data.lm_batches(self.data.train, self.s.batch, self.s.bptt,
+                                           c.rank, c.size)
+        else:
+            rng = np.random.default_rng([self.s.seed, epoch])
+            batches = self.data.batches(self.data.train, self.s.batch, rng, self.needs,
                                         c.rank, c.size)
-        rng = np.random.default_rng([self.s.seed, epoch])
-        return self.data.batches(self.data.train, self.s.batch, self.xp, rng, self.needs,
-                                 c.rank, c.size)
+        return [on_backend(b, self.xp) for b in batches]
 
     def train(self) -> TrainState:
         old = signal.getsignal(signal.SIGINT)
@@ -298,6 +309,11 @@ class Trainer:
                                       f"resume with --resume {self.run_dir}")
                 if self.s.checkpoint_every and st.global_step % self.s.checkpoint_every == 0:
                     self.save("last")
+                if self.s.eval_every and st.global_step % self.s.eval_every == 0 \
+                        and st.step < len(batches) and self.data.dev:  # the epoch's end has its own
+                    t_eval = time.perf_counter()
+                    self.step_eval()
+                    t0 += time.perf_counter() - t_eval  # not counted in the epoch's tokens/s
             if task is not None:
                 self.progress.stop()
             secs = time.perf_counter() - t0
@@ -309,10 +325,8 @@ class Trainer:
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
                       **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
             st.history.append(record)
+            self.write_metrics({f"dev_{k}": v for k, v in dev.items() if isinstance(v, dict)})
             if self.comm.is_root:
-                checkpoint.atomic_write_text(self.run_dir / "metrics.jsonl", breakdown.epoch_lines(
-                    self.run_dir / "metrics.jsonl", st.history,
-                    {f"dev_{k}": v for k, v in dev.items() if isinstance(v, dict)}))
                 self.log(format_epoch(record))
             improved = self.track(dev)
             st.epoch += 1
@@ -321,8 +335,8 @@ class Trainer:
                 self.save("best")
                 self.best_dev = (st.epoch, dev, keep.get("write"))
             self.save("last")
-            if self.s.early_stop and st.bad_epochs >= self.s.early_stop[1]:
-                self.log(f"early stop: dev {self.s.early_stop[0]} did not improve for "
+            if self.s.early_stop and st.bad_epochs >= self.s.early_stop.patience:
+                self.log(f"early stop: dev {self.metric} did not improve for "
                          f"{st.bad_epochs} epochs (best {st.best:.4g} at epoch "
                          f"{st.best_epoch + 1})")
                 st.done = True
@@ -331,6 +345,31 @@ class Trainer:
             self.save("best")
         self.comm.barrier()
         return st
+
+    def step_eval(self) -> None:
+        """``eval_every``: dev metrics in the middle of an epoch, a line of metrics.jsonl that
+        names its step. The best epoch and early stopping go by the epochs' ends only."""
+        st = self.state
+        with self.timed("evaluation"):
+            dev = self.evaluate(self.data.dev)
+        record = {"epoch": st.epoch + 1, "step": st.step, "global_step": st.global_step,
+                  "train_loss": st.epoch_loss / max(st.epoch_steps, 1), "lr": self.opt.lr,
+                  **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
+        st.step_evals.append(record)
+        self.write_metrics()
+        if self.comm.is_root:
+            self.log(format_step(record))
+
+    def write_metrics(self, tables: Mapping[str, Any] | None = None) -> None:
+        """metrics.jsonl: one line per evaluation in training order, an epoch's after its
+        steps', the epoch just finished with its dev ``tables`` (only rank 0 writes)."""
+        if not self.comm.is_root:
+            return
+        st = self.state
+        rows = sorted(st.history + st.step_evals,
+                      key=lambda r: (r["epoch"], r.get("step", math.inf)))
+        path = self.run_dir / "metrics.jsonl"
+        checkpoint.atomic_write_text(path, breakdown.epoch_lines(path, rows, tables))
 
     def train_step(self, batch: Batch, epoch: int, k: int) -> float:
         seed = [self.s.seed, epoch, k] + ([self.comm.rank] if self.comm.size > 1 else [])
@@ -375,7 +414,7 @@ class Trainer:
         return value
 
     def lr_for_epoch(self, epoch: int) -> float:
-        kind, a = self.s.schedule
+        kind, a = schedule_of(self.s)
         if kind == "step":
             start, factor = int(a.get("start", 4)), float(a.get("factor", 0.5))
             return self.lr0 * factor ** max(0, epoch + 1 - start)
@@ -384,7 +423,7 @@ class Trainer:
     def track(self, dev: Mapping[str, Any]) -> bool:
         """Update best score / patience / plateau schedule; True when this epoch is the best."""
         st = self.state
-        metric = self.s.early_stop[0] if self.s.early_stop else self.s.metric
+        metric = self.metric
         value = dev.get(metric)
         if value is None:
             return True
@@ -393,7 +432,7 @@ class Trainer:
             st.best, st.best_epoch, st.bad_epochs = float(value), st.epoch, 0
             return True
         st.bad_epochs += 1
-        kind, a = self.s.schedule
+        kind, a = schedule_of(self.s)
         # every `patience` epochs without improvement (0 and 1: at each such epoch)
         if kind == "plateau" and st.bad_epochs % max(1, int(a.get("patience", 1))) == 0:
             self.opt.lr *= float(a.get("factor", 0.5))
@@ -428,7 +467,7 @@ def gather_predictions(comm: Any, mine: dict[int, Any], n: int, per_token: bool)
     return out
 
 
-def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, needs: set[str],
+def evaluate(net: Network, data: TaskData, examples: list, s: TrainConfig, needs: set[str],
              write: Path | None = None, comm: Any = None,
              keep: dict | None = None) -> dict[str, Any]:
     """Dev/test metrics: accuracy (+ span F1 with a tag scheme), or perplexity for an LM.
@@ -445,8 +484,8 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         if data.kind == "lm":
             total, n = 0.0, 0
             carry: dict = {}
-            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, xp, comm.rank,
-                                     comm.size):
+            for b in data.lm_batches(examples, min(s.batch, 10), s.bptt, comm.rank, comm.size):
+                b = on_backend(b, xp)
                 ctx = RunContext(train=False, init_states=carry)
                 values = net.run(b.inputs, ctx)
                 total += float(head_loss(net, values, b, "sum").item())
@@ -459,10 +498,10 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
             return out
         mine: dict[int, Any] = {}
         total, n = 0.0, 0
-        for k, b in enumerate(data.batches(examples, s.eval_batch, xp, None, needs,
-                                           by_length=True)):
+        for k, b in enumerate(data.batches(examples, EVAL_BATCH, None, needs, by_length=True)):
             if k % comm.size != comm.rank:
                 continue
+            b = on_backend(b, xp)
             pred, _, loss, count = predict_batch(net, b, ctx)
             total += loss
             n += count
@@ -521,11 +560,19 @@ def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
     for k, p in params.items():
         key = f"param::{k}"
         if key not in arrays:
-            from ..errors import CheckpointError  # noqa: PLC0415
+            from ..errors import CheckpointError
 
             raise CheckpointError(f"the checkpoint has no weights for {k}",
                                   hint="was it written for another spec?")
         p.value = arrays[key]
+
+
+def format_step(r: Mapping[str, Any]) -> str:
+    parts = [f"epoch {r['epoch']} step {r['step']}", f"train loss {r['train_loss']:.4f}"]
+    for k in ("dev_accuracy", "dev_f1", "dev_perplexity"):
+        if k in r:
+            parts.append(f"{k.replace('_', ' ')} {r[k]:.2f}")
+    return " | ".join(parts)
 
 
 def format_epoch(r: Mapping[str, Any]) -> str:
@@ -538,4 +585,4 @@ def format_epoch(r: Mapping[str, Any]) -> str:
     return " | ".join(parts)
 
 
-__all__ = ["Interrupted", "TrainSettings", "TrainState", "Trainer", "evaluate"]
+__all__ = ["Interrupted", "TrainState", "Trainer", "evaluate", "selection_metric"]

@@ -154,7 +154,7 @@ def print_metrics(out: Console, title: str, res: Mapping[str, Any]) -> None:
     """The numbers of ``res`` as one table, then for each split (``dev_``, ``test_`` or none)
     its per-class table, its confusion matrix and its per-type chunk scores in conlleval's
     layout."""
-    from .breakdown import conlleval_lines  # noqa: PLC0415
+    from .breakdown import conlleval_lines
 
     out.print(metrics_table(title, {k: v for k, v in res.items() if not isinstance(v, Mapping)}))
     prefixes = sorted({k[: -len(t)] for k in res for t in _TABLES
