@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnndsl.autodiff import backend as Bk
-from rnndsl.nn import kernels as K
+from rnndsl.nn.cells import lstm as K
 
 fused = pytest.importorskip("rnndsl.nn.fused_cpu",
                             reason="numba (the `fast` extra) is not installed")
@@ -238,12 +238,12 @@ def test_the_environment_switch_at_start_up():
     import sys
 
     code = ("from rnndsl.autodiff import backend as B; import numpy as np; "
-            "from rnndsl.nn import kernels as K; "
+            "from rnndsl.nn.cells import lstm as K; "
             "print(K.lstm_gate_kernels(np, np.zeros((1, 1, 4), np.float32))[0].__module__)")
-    env = dict(__import__("os").environ, **{K.FUSED_ENV: "0"})
+    env = dict(__import__("os").environ, **{Bk.FUSED_ENV: "0"})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
-    assert out == "rnndsl.nn.kernels"
+    assert out == "rnndsl.nn.cells.lstm"
     assert Bk.set_fused(False) is True and Bk.fused_module("rnndsl.nn.fused_cpu") is None
     assert Bk.set_fused(True) is False and Bk.fused_module("rnndsl.nn.fused_cpu") is fused
 

@@ -16,231 +16,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import types as T
-
-# ---------------------------------------------------------------------------------------------
-# Parameter value types
-
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Any = _Required()
-
-
-@dataclass(frozen=True)
-class Range:
-    """An interval of numbers; ``None`` means unbounded."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def __contains__(self, x: float) -> bool:
-        if self.lo is not None and (x < self.lo or (self.lo_open and x == self.lo)):
-            return False
-        if self.hi is not None and (x > self.hi or (self.hi_open and x == self.hi)):
-            return False
-        return True
-
-    def __str__(self) -> str:
-        lo, hi = _num(self.lo), _num(self.hi)
-        if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {lo}"
-        if self.hi is not None:
-            return f"{'<' if self.hi_open else '<='} {hi}"
-        return "any"
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return ""
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
-ANY = Range()
-POSITIVE_INT = Range(lo=1)
-# Sizes drive memory: a typo like d=1000000000 is an error here, not an out-of-memory later.
-SIZE = Range(lo=1, hi=100_000)
-DEPTH = Range(lo=1, hi=64)
-PROBABILITY = Range(lo=0, hi=1, hi_open=True)  # a dropout rate: 1 would drop everything
-POSITIVE = Range(lo=0, lo_open=True)
-NON_NEGATIVE = Range(lo=0)
-
-
-class ValueType:
-    """The type of a parameter's value; ``describe`` is the text shown in docs and messages."""
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Int(ValueType):
-    range: Range = ANY
-
-    def describe(self) -> str:
-        return "int" if self.range == ANY else f"int {self.range}"
-
-
-@dataclass(frozen=True)
-class Float(ValueType):
-    range: Range = ANY
-
-    def describe(self) -> str:
-        return "number" if self.range == ANY else f"number {self.range}"
-
-
-@dataclass(frozen=True)
-class Bool(ValueType):
-    def describe(self) -> str:
-        return "true | false"
-
-
-@dataclass(frozen=True)
-class Enum(ValueType):
-    """One of a few words, written bare (``act=relu``) or quoted (``act="relu"``)."""
-
-    choices: tuple[str, ...]
-
-    def describe(self) -> str:
-        return " | ".join(self.choices)
-
-
-@dataclass(frozen=True)
-class Text(ValueType):
-    def describe(self) -> str:
-        return "string"
-
-
-@dataclass(frozen=True)
-class Encoding(Text):
-    """A text encoding Python's codecs know (``"utf-8"``, ``"cp1252"``)."""
-
-    def describe(self) -> str:
-        return "encoding name"
-
-
-@dataclass(frozen=True)
-class Path(ValueType):
-    """A path relative to the spec's folder; resolved to an absolute path by the checker."""
-
-    folder: bool = False
-    must_exist: bool = True
-
-    def describe(self) -> str:
-        return "folder path" if self.folder else "file path"
-
-
-@dataclass(frozen=True)
-class Nothing(ValueType):
-    """The bare word ``none``: the option is off."""
-
-    def describe(self) -> str:
-        return "none"
-
-
-@dataclass(frozen=True)
-class ListOf(ValueType):
-    """``[a, b, ...]``; a single item may stand without brackets."""
-
-    item: ValueType
-    min_len: int = 0
-
-    def describe(self) -> str:
-        return f"[{self.item.describe()}, ...]"
-
-
-@dataclass(frozen=True)
-class OneOf(ValueType):
-    options: tuple[ValueType, ...]
-
-    def describe(self) -> str:
-        return " or ".join(o.describe() for o in self.options)
-
-
-@dataclass(frozen=True)
-class FieldArg(ValueType):
-    """A data field (``ewt.tags``) whose role is one of ``roles``; in ``compile_pipeline``
-    heads may take a class count instead when ``count_ok``."""
-
-    roles: tuple[str, ...]
-    count_ok: bool = False
-
-    def describe(self) -> str:
-        names = {"tokens": "words, chars", "tags": "tags", "labels": "labels", "next": "next"}
-        return f"a data field ({', '.join(names[r] for r in self.roles)})"
-
-
-@dataclass(frozen=True)
-class LayerArg(ValueType):
-    """A layer call, e.g. the cell of ``bi(lstm(d=64))``."""
-
-    category: str
-
-    def describe(self) -> str:
-        return f"{self.category} layer"
-
-
-@dataclass(frozen=True)
-class PipelineArg(ValueType):
-    """A pipeline: a definition's name or an inline ``a |> b``."""
-
-    def describe(self) -> str:
-        return "pipeline"
-
-
-@dataclass(frozen=True)
-class DefinitionName(ValueType):
-    def describe(self) -> str:
-        return "definition name"
-
-
-@dataclass(frozen=True)
-class FuncDef:
-    """A function-like value of a setting: ``adam(lr=1e-3)``, ``step(start=4)``."""
-
-    name: str
-    params: tuple[Param, ...]
-    doc: str
-
-
-@dataclass(frozen=True)
-class Func(ValueType):
-    """One of several function-like values; a bare name means all defaults (``adam``)."""
-
-    what: str
-    choices: tuple[FuncDef, ...]
-    none_ok: bool = False
-
-    def describe(self) -> str:
-        names = [f.name for f in self.choices] + (["none"] if self.none_ok else [])
-        return " | ".join(names)
-
-    def get(self, name: str) -> FuncDef | None:
-        return next((f for f in self.choices if f.name == name), None)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a layer, reader or function value."""
-
-    name: str
-    type: ValueType
-    default: Any = REQUIRED
-    doc: str = ""
-    positional: bool = False
-    variadic: bool = False  # collects every positional argument (concat's inputs)
-    hint: str | None = None  # shown when the value is out of range
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
+from .cells import CELLS, all_params, either, not_applicable
+from .params import (  # the value types, declared in params.py (see also cells.py)
+    DEPTH,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    REQUIRED,  # noqa: F401 - read as C.REQUIRED by the checker
+    SIZE,
+    Bool,
+    DefinitionName,
+    Encoding,
+    Enum,
+    FieldArg,
+    Float,
+    Func,
+    FuncDef,
+    Int,
+    LayerArg,
+    ListOf,
+    Nothing,
+    OneOf,
+    Param,
+    Path,
+    PipelineArg,
+    Range,
+    Text,
+    ValueType,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Data fields and readers
@@ -581,18 +385,11 @@ def _head_rule(s: StageIn) -> T.Type:
     return T.with_dim(t, classes)
 
 
-# Parameter counts. PyTorch keeps two bias vectors per gate block (b_ih and b_hh); so do we,
-# so that counts and weights line up with nn.RNN / nn.LSTM / nn.GRU.
-_GATES = {"srnn": 1, "lstm": 4, "gru": 3}
-
-
 def _rnn_count(p: Mapping[str, Any], t: T.Type, size: Callable[[str], int | None]) -> int | None:
-    d, d_in = p["d"], t.dim
-    if d_in is None:
+    """The cell's count rule (lang/cells.py), per direction."""
+    if t.dim is None:
         return None
-    per_direction = _GATES[p["cell"]] * (d * (d_in + d) + 2 * d)
-    if p.get("s0") == "learned":
-        per_direction += 2 * d if p["cell"] == "lstm" else d
+    per_direction = CELLS[p["cell"]].count(t.dim, p["d"], p.get("s0") or "zeros")
     return per_direction * (2 if p["bidirectional"] else 1)
 
 
@@ -639,61 +436,10 @@ def _crf_count(p: Mapping[str, Any], t: T.Type, size: Callable[[str], int | None
     return (t.dim + 1) * k + k * k + 2 * k  # emission projection, transitions, start/end scores
 
 
-_D = Param("d", Int(SIZE), doc="state size per direction", positional=True)
-_S0 = Param("s0", Enum(("zeros", "learned")), "zeros", "the initial state s0")
-_RNN_DROPOUT = Param(
-    "dropout",
-    Float(PROBABILITY),
-    0.0,
-    "variational dropout on the input (one mask per sequence)",
-    hint="dropout is the probability of zeroing an input unit; 0.2 to 0.5 is usual",
-)
-_CELLS: dict[str, tuple[tuple[Param, ...], dict[str, Any], str]] = {
-    "srnn": (
-        (_D, Param("act", Enum(("tanh", "relu")), "tanh", "the nonlinearity g"), _S0, _RNN_DROPOUT),
-        {"reset": None, "forget_bias": None},
-        "Elman RNN: s_i = g(x_i W^x + s_{i-1} W^s + b), y_i = s_i.",
-    ),
-    "lstm": (
-        (
-            _D,
-            Param("forget_bias", Float(), 0.0, "initial bias of the forget gate (1.0 is common)"),
-            _S0,
-            _RNN_DROPOUT,
-        ),
-        {"act": None, "reset": None},
-        "LSTM: c_j = f * c_{j-1} + i * z, h_j = o * tanh(c_j), gates i, f, o and proposal z; "
-        "y_j = h_j.",
-    ),
-    "gru": (
-        (
-            _D,
-            Param(
-                "reset",
-                Enum(("before", "after")),
-                "before",
-                "before: r gates s_{j-1} before W^sg (the lecture, Cho et al. 2014); "
-                "after: r gates s_{j-1} W^sg (cuDNN, PyTorch)",
-            ),
-            Param(
-                "forget_bias",
-                Float(),
-                0.0,
-                "initial bias of the update gate towards keeping s_{j-1} (1.0 keeps about 73% "
-                "of the state at each step at the start instead of 50%)",
-            ),
-            _S0,
-            _RNN_DROPOUT,
-        ),
-        {"act": None},
-        "GRU: s_j = (1 - z) * s_{j-1} + z * s~_j with update gate z and reset gate r.",
-    ),
-}
-
-
 def _recurrent() -> list[LayerDef]:
     out = []
-    for cell, (params, unused, doc) in _CELLS.items():
+    for cell, c in CELLS.items():
+        params, unused, doc = all_params(c), not_applicable(c), c.doc
         out.append(
             LayerDef(
                 cell,
@@ -708,7 +454,8 @@ def _recurrent() -> list[LayerDef]:
                 example=f"{cell}(d=64)",
             )
         )
-    for cell, (params, unused, _doc) in _CELLS.items():
+    for cell, c in CELLS.items():
+        params, unused = all_params(c), not_applicable(c)
         out.append(
             LayerDef(
                 f"bi{cell}",
@@ -801,7 +548,7 @@ LAYERS: dict[str, LayerDef] = {
                 Param(
                     "cell",
                     LayerArg("recurrent"),
-                    doc="srnn(...), lstm(...) or gru(...)",
+                    doc=either([f"{c}(...)" for c in CELLS]),
                     positional=True,
                 ),
             ),
@@ -1024,7 +771,7 @@ def layers_by_category() -> list[tuple[str, list[LayerDef]]]:
     return [(c, [ld for ld in LAYERS.values() if ld.category == c]) for c in _CATEGORY_ORDER]
 
 
-UNI_CELLS = tuple(_CELLS)
+UNI_CELLS = tuple(CELLS)
 
 # ---------------------------------------------------------------------------------------------
 # Settings of the train, eval and output blocks
