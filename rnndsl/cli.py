@@ -219,7 +219,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .nn.selfcheck import run_gradchecks  # noqa: PLC0415
+    from .gradchecks import run_gradchecks  # noqa: PLC0415
 
     ok = run_gradchecks(args.op, print)
     return 0 if ok else 1
