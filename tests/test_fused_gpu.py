@@ -1,4 +1,4 @@
-"""The CuPy gate and optimizer kernels (rnndsl/nn/fused_gpu.py) against the generic arithmetic.
+"""The CuPy gate and optimizer kernels (rnndsl/kernels/gpu.py) against the generic arithmetic.
 
 Two ways: on a GPU, the kernels themselves through CuPy against the generic step ops on CuPy and
 NumPy; on any machine, the same kernel bodies compiled as C++ by the host's compiler (an
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rnndsl.autodiff import backend as Bk
-from rnndsl.nn import fused_gpu as G
+from rnndsl.kernels import gpu as G
 from rnndsl.nn.cells import gru as KG
 from rnndsl.nn.cells import lstm as K
 

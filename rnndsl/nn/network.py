@@ -128,16 +128,6 @@ class Network(Module):
             return out.data
         return out.data.transpose(1, 0, 2)
 
-    def render(self, input: Any = None, *, level: str = "layer", grad: bool = False,
-               steps: int | None = None, **kw: Any) -> Any:
-        """A picture (graphviz.Digraph): unrolled over ``input`` (a sentence or (T, D) vectors),
-        or the model graph when no input is given. See ``rnndsl.render.unrolled``."""
-        from .. import render  # noqa: PLC0415 - render builds on nn
-
-        if input is None:
-            return render.model(self)
-        return render.unrolled(self, input, level=level, grad=grad, steps=steps, **kw)
-
     # --- parameters and PyTorch -----------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> dict[str, Parameter]:
         out: dict[str, Parameter] = {}

@@ -4,6 +4,7 @@
     net = rnndsl.compile("bilstm(d=4) |> stack(2)", input_dim=3)
     g = rnndsl.render.unrolled(net, "the brown fox jumped", level="cell", grad=True)
     g                                   # a graphviz.Digraph: shows inline in Jupyter
+    rnndsl.render.draw(net)             # the model graph; draw(net, "the fox") = unrolled(...)
     rnndsl.render.write(g, "fox.svg")   # or .png / .pdf / .dot
 
 The unrolled pictures are read off the tape of a real forward pass (and, with ``grad``, a
@@ -134,6 +135,15 @@ def model(net_or_graph: Network | nx.DiGraph, title: str | None = None) -> graph
     return to_graphviz(model_graph(net_or_graph), title=title)
 
 
+def draw(net: Network, input: Any = None, *, level: str = "layer", grad: bool = False,
+         steps: int | None = None, **kw: Any) -> graphviz.Digraph:
+    """A picture of ``net``: unrolled over ``input`` (a sentence or (T, D) vectors; see
+    ``unrolled`` for the options), or the model graph when no input is given."""
+    if input is None:
+        return model(net)
+    return unrolled(net, input, level=level, grad=grad, steps=steps, **kw)
+
+
 def _check_level(level: str) -> None:
     if level not in LEVELS:
         raise RenderError(f"unknown level {level!r}", hint="choose layer, cell or op")
@@ -151,6 +161,7 @@ __all__ = [
     "Source",
     "Trace",
     "dot_available",
+    "draw",
     "gradient_norms",
     "graph_of_trace",
     "make_source",

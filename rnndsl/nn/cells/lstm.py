@@ -33,8 +33,8 @@ def lstm_gate_kernels(xp, a) -> tuple:
 
 
 def lstm_small_step_kernel(xp, W, rows: int):
-    """fused_cpu.lstm_small_step for a tape-free step of at most SMALL_ROWS rows (directions x
-    sequences) of float32 host arrays when Numba is there, else None."""
+    """kernels.cells_cpu.lstm_small_step for a tape-free step of at most SMALL_ROWS rows
+    (directions x sequences) of float32 host arrays when Numba is there, else None."""
     if xp is Bk.host and W.dtype == Bk.host.float32:
         fused = Bk.fused_module(FUSED_CPU)
         if fused is not None and rows <= fused.SMALL_ROWS:

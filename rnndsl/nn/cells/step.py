@@ -23,12 +23,12 @@ from ...lang.cells import CELLS as SPECS
 from ...lang.cells import CellDef
 
 FUSED_ENV = Bk.FUSED_ENV  # "0": always the generic gate arithmetic
-FUSED_CPU = "rnndsl.nn.fused_cpu"  # the optional Numba override of the gate arithmetic
-FUSED_GPU = "rnndsl.nn.fused_gpu"  # the CuPy ElementwiseKernel override
+FUSED_CPU = "rnndsl.kernels.cells_cpu"  # the optional Numba override of the gate arithmetic
+FUSED_GPU = "rnndsl.kernels.gpu"  # the CuPy ElementwiseKernel override
 
 
 def gpu_kernels(xp, a):
-    """fused_gpu for a contiguous CuPy array when the fused kernels are on, else None."""
+    """kernels.gpu for a contiguous CuPy array when the fused kernels are on, else None."""
     if xp is Bk.host or not a.flags.c_contiguous:
         return None
     return Bk.fused_module(FUSED_GPU)
