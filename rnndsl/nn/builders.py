@@ -146,7 +146,7 @@ def _run_embed(c: Call) -> Any:
 # --- rnn ----------------------------------------------------------------------------------------
 def _build_rnn(node: Node) -> Module:
     p = node.params
-    cell = Cell(p["cell"], act=p.get("act") or "tanh", reset=p.get("reset") or "before")
+    cell = Cell(p["cell"], act=p.get("act"), reset=p.get("reset"))  # None: not applicable
     return Recurrent(node.name, cell, node.d_in, int(p["d"]),
                      bool(opt(p, "bidirectional", False)), node.init, s0=opt(p, "s0", "zeros"),
                      forget_bias=float(opt(p, "forget_bias", 0.0)),

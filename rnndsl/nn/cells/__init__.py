@@ -31,11 +31,19 @@ class Cell:
     """A recurrent cell type and its options.
 
     kind: a name of ``CELLS``; act: 'tanh' | 'relu' (srnn); reset: 'before' | 'after' (gru).
+    An option left out (None) takes the cell's default from the cell table, "tanh" / "before"
+    for a cell without that option.
     """
 
     kind: str
-    act: str = "tanh"
-    reset: str = "before"
+    act: str | None = None
+    reset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, fallback in (("act", "tanh"), ("reset", "before")):
+            if getattr(self, name) is None:
+                param = next((p for p in self.spec.params if p.name == name), None)
+                object.__setattr__(self, name, param.default if param else fallback)
 
     @property
     def type(self) -> CellType:
