@@ -155,7 +155,8 @@ class CellType:
         if self.torch is None:
             raise TorchStateError(
                 f"PyTorch has no {self.name} cell, so this network has no PyTorch state",
-                hint="torch_state / load_torch_state work for srnn, lstm and gru layers",
+                hint="torch_state / load_torch_state need cells PyTorch has (nn.RNN, nn.LSTM, "
+                "nn.GRU)",
             )
 
     def torch_options(self, cell: Any) -> dict[str, Any]:
