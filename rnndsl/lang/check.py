@@ -27,7 +27,6 @@ from ..errors import Diagnostic, ShapeError, Span, SpecError, did_you_mean
 from . import catalogue as C
 from . import syntax as S
 from . import types as T
-from .cells import either
 from .ir import GraphBuilder
 from .parser import parse_pipeline
 from .values import INVALID, FieldRef, FuncValue, Guarded, InvalidArgument, bind, check_value, valid
@@ -1363,14 +1362,14 @@ class _Builder:
                 msg = f"bi takes a one-directional layer, but {name} is already bidirectional"
                 hint = f"write {name}(...) alone, or bi({name[2:]}(...))"
             elif name in C.LAYERS:
-                msg = f"bi takes a recurrent layer ({either(C.UNI_CELLS)}), got {name}"
+                msg = f"bi takes a one-directional recurrent layer like lstm, got {name}"
                 hint = "for example: bi(lstm(d=64))"
             elif name is not None and len(ref.parts) == 1:
                 self.report(
                     "UnknownLayer",
                     f"unknown layer '{name}'",
                     ref.span,
-                    did_you_mean(name, C.UNI_CELLS) or f"bi takes {either(C.UNI_CELLS)}",
+                    did_you_mean(name, C.UNI_CELLS) or "bi takes a recurrent cell like lstm",
                 )
                 return replace(_UNKNOWN, label="bi")
             else:
