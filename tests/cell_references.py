@@ -50,4 +50,15 @@ def gru(opts, x, W_ih, b_ih, W_hh, b_hh):
     return np.array(out)
 
 
-REFERENCES = {"srnn": srnn, "gru": gru}
+def indrnn(opts, x, W_ih, b_ih, W_hh, b_hh):
+    """IndRNN (Li et al. 2018): s_i = g(x_i W + u * s_{i-1} + b), u element-wise (W_hh (1, H))."""
+    g = np.tanh if opts.get("act", "relu") == "tanh" else (lambda a: np.maximum(a, 0.0))
+    u = W_hh[0]
+    s, out = np.zeros(u.shape), []
+    for x_i in x:
+        s = g(x_i @ W_ih + u * s + b_ih + b_hh)
+        out.append(s)
+    return np.array(out)
+
+
+REFERENCES = {"srnn": srnn, "gru": gru, "indrnn": indrnn}

@@ -158,6 +158,16 @@ _GRU_AFTER_PICTURE = CellTemplate(
     "n<SUB>j</SUB> = tanh(x<SUB>j</SUB>W + r ⊙ (s<SUB>j−1</SUB>W + b))",
 )
 
+_INDRNN_PICTURE = CellTemplate(
+    parts=(Part("s", "s<SUB>{i}</SUB>", 0.0, 0.0, "state", carry=0),),
+    edges=(),
+    inputs=("s",),
+    recurrent=((0, "s"),),
+    output="s",
+    height=0.0,
+    equations="s<SUB>i</SUB> = g(x<SUB>i</SUB>W + u ⊙ s<SUB>i−1</SUB> + b)",
+)
+
 CELLS: dict[str, CellDef] = {
     c.name: c
     for c in (
@@ -203,6 +213,15 @@ CELLS: dict[str, CellDef] = {
             gate_names=("r", "z", "n"),
             pictures={"before": _GRU_PICTURE, "after": _GRU_AFTER_PICTURE},
             form="reset",
+        ),
+        CellDef(
+            "indrnn",
+            (Param("act", Enum(("relu", "tanh")), "relu", "the nonlinearity g"),),
+            "IndRNN (Li et al. 2018): s_i = g(x_i W^x + u * s_{i-1} + b), y_i = s_i, with an "
+            "element-wise recurrent weight u: each unit reads only its own previous state.",
+            gate_names=("a",),
+            pictures={"": _INDRNN_PICTURE},
+            diagonal=True,
         ),
     )
 }

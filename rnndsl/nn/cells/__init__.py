@@ -19,11 +19,14 @@ from ...autodiff.ops import OPS, apply
 from ...autodiff.tensor import Tensor
 from ...lang.cells import CellDef, CellTemplate
 from .gru import GRUCell
+from .indrnn import IndRNNCell
 from .lstm import LSTMCell
 from .srnn import SRNNCell
 from .step import CellType, TorchLayout
 
-CELLS: dict[str, CellType] = {c.name: c for c in (SRNNCell(), LSTMCell(), GRUCell())}
+CELLS: dict[str, CellType] = {
+    c.name: c for c in (SRNNCell(), LSTMCell(), GRUCell(), IndRNNCell())
+}
 
 
 @dataclass(frozen=True)
