@@ -5,8 +5,9 @@
 
 Each spec in specs/ trains one epoch on `--limit` examples of each file (a language model: its
 first `--limit` lines) with one BLAS thread, and the final metrics (metrics.json) of the run are
-recorded, with the last epoch's training loss and a digest of the prediction files. `--compare` runs the same and prints, per spec, every metric that differs, exiting 1 when
-any does. Specs that need another run (`--pretrained`) train from scratch here.
+recorded, with the last epoch's training loss and a digest of the prediction files.
+`--compare` runs the same and prints, per spec, every metric that differs, exiting 1 when any
+does. Specs that need another run (`--pretrained`) train from scratch here.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .run import eval_file
+    from .prepare import eval_file
     from .train.progress import console, print_metrics
 
     res = eval_file(args.run_dir, args.file, log=lambda s: None)
@@ -240,9 +240,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .prepare import load_run
     from .report import write_report
 
-    print(write_report(args.run_dir, args.output))
+    prep, _ = load_run(args.run_dir, log=lambda s: None)
+    print(write_report(args.run_dir, prep, args.output))
     return 0
 
 
@@ -295,7 +297,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .nn.selfcheck import run_gradchecks
+    from .gradchecks import run_gradchecks
 
     ok = run_gradchecks(args.op, print)
     return 0 if ok else 1

@@ -13,7 +13,7 @@ from .errors import DataError
 from .nn.batch import on_backend
 from .nn.heads import CRFHead
 from .nn.module import RunContext, VecValue
-from .run import load_run
+from .prepare import load_run
 from .train.distributed import get_comm
 from .train.loop import gather_predictions
 

@@ -1,4 +1,5 @@
-"""`rnndsl run / eval / predict`: from a checked spec to a trained model in a run directory.
+"""`rnndsl run`: from a checked spec to a trained model in a run directory (prepare.py builds
+the network and data; finetune.py starts from another run).
 
 A run directory holds: spec.rnn (a copy), config.json (the resolved settings, absolute data
 paths), vocab.json, vectors.npz (pretrained rows, if any), manifest.json (their digests; see
@@ -10,125 +11,37 @@ runs/SPEC-DATE-TIME.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from . import rundir
-from .autodiff.backend import to_host
 from .data.checks import check_data, enforce
-from .data.dataset import TaskData, field_key
 from .data.vocab import Vocab
-from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
-from .lang import OutputConfig, TrainConfig
-from .lang.ir import needs_of
-from .nn.network import Network
-from .rundir import VECTORS
+from .errors import CheckpointError, DataError, RnnError
+from .finetune import (  # noqa: F401 - make_opt is re-exported
+    apply_freeze,
+    make_opt,
+    override_training,
+    pretrained_start,
+    train_chain_thaw,
+)
+from .lang import OutputConfig
+from .prepare import (  # noqa: F401 - prepare, load_run and the evaluation of a run live there
+    Prepared,
+    _read_config,
+    _read_json,
+    eval_file,
+    eval_prepared,
+    load_run,
+    load_text,
+    no_train_statement,
+    prepare,
+)
 from .train import checkpoint
-from .train.loop import Trainer, TrainState, evaluate, load_weights
-from .train.optim import make_optimizer
-
-
-@dataclass
-class Prepared:
-    """A spec's model, data, network and settings, ready to train or evaluate.
-
-    ``cfg`` is the spec's checked train block with the command line's overrides (epochs, seed):
-    the one settings object the trainer reads."""
-
-    spec: Any
-    cfg: TrainConfig
-    graph: nx.DiGraph
-    data: TaskData
-    net: Network
-    needs: set[str]
-    vectors: dict[str, Any] = dataclasses.field(default_factory=dict)  # pretrained rows used
-
-
-def no_train_statement(spec: Any) -> SpecError:
-    """`run` on a checked spec that declares models but no training: a spec error at the
-    file's last line, the hint naming its last definition and its first dataset."""
-    lines = spec.source.splitlines() or [""]
-    span = Span(len(lines), 1, len(lines), len(lines[-1]) + 1, path=spec.path)
-    model = list(spec.definitions)[-1] if spec.definitions else "MODEL"
-    data = next(iter(spec.data), "DATA")
-    return SpecError([Diagnostic(
-        "MissingTrain", "the spec has no train statement, so `rnndsl run` has nothing to train",
-        span, f"add one, e.g. `train {model} on {data} {{ epochs = 5 }}`")], spec.source)
-
-
-def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
-            epochs: int | None = None, vocabs: Mapping[str, Vocab] | None = None,
-            log: Callable[[str], None] = print, dtype: str = "float32",
-            limit: int | None = None, vectors: Mapping[str, Any] | None = None) -> Prepared:
-    """The spec's data, network and settings. ``vocabs`` (a trained run's) skips reading the
-    training data; ``vectors`` (a run's vectors.npz) stands in for the pretrained vector files."""
-    cfg = spec.train
-    if cfg is None:
-        raise no_train_statement(spec)
-    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
-    cfg = dataclasses.replace(cfg, **overrides)
-    graph = spec.models[cfg.model]
-    decl = spec.data[cfg.data]
-    data = TaskData(cfg.data, decl.reader, decl.args, vocabs=vocabs, read_train=vocabs is None,
-                    limit=limit)
-    for w in data.warnings:
-        log(f"warning: {w}")
-    pretrained = {}
-    for n, a in graph.nodes(data=True):
-        p = a.get("params", {})
-        if a["kind"] == "embed" and p.get("pretrained") and vectors is not None:
-            if n not in vectors:
-                raise CheckpointError(f"the run's {VECTORS} has no rows for {n}",
-                                      hint="the run directory was edited; restore it")
-            pretrained[n] = vectors[n]
-        elif a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
-            from .autodiff.backend import host_rng
-            from .data.embeddings import build_matrix, load_vectors
-
-            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
-            _, fld = field_key(p.get("source") or p.get("field"))
-            vocab = data.vocabs["chars" if fld == "chars" else "words"]
-            matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
-                                          host_rng([cfg.seed, 7]), source=p["pretrained"])
-            log(str(report))
-            pretrained[n] = matrix
-    tag_names = {}
-    if "tags" in data.vocabs:
-        tag_names[f"{cfg.data}.tags"] = data.vocabs["tags"].tokens
-    for n, a in graph.nodes(data=True):  # scheme=auto means the data's declared scheme
-        if a["kind"] == "crf" and a.get("params", {}).get("scheme", "auto") == "auto":
-            a["params"] = {**a["params"], "scheme": data.scheme}
-    scale = float(cfg.init.args["scale"]) if cfg.init.name == "uniform" else None
-    net = Network(graph, data.sizes(), seed=cfg.seed, dtype=dtype, backend=backend,
-                  init_scale=scale, pretrained=pretrained, tag_names=tag_names,
-                  counts=data.counts())
-    return Prepared(spec, cfg, graph, data, net, needs_of(graph), pretrained)
-
-
-def override_training(spec: Any, pretrained: str | None, chain_thaw: bool | None,
-                      resume: bool = False) -> Any:
-    """The spec with `pretrained` / `chain_thaw` of its train block replaced (CLI overrides).
-    A resumed run need not find its source run (it continues from its own checkpoints)."""
-    if pretrained is None and chain_thaw is None:
-        return spec
-    if spec.train is None:
-        raise no_train_statement(spec)
-    changes: dict[str, Any] = {}
-    if pretrained is not None:
-        if not resume and not (Path(pretrained) / "ckpt" / "best.json").exists():
-            raise CheckpointError(f"{pretrained} is not a finished run directory",
-                                  hint="give the --out folder of an earlier `rnndsl run`")
-        changes["pretrained"] = str(Path(pretrained).resolve())
-    if chain_thaw is not None:
-        changes["chain_thaw"] = chain_thaw
-    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **changes))
+from .train.loop import Trainer, evaluate, load_weights
 
 
 def make_run_dir(spec_path: Path, out: str | None) -> Path:
@@ -221,7 +134,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     output = spec.output or OutputConfig()
     if cfg.chain_thaw:
         trainer = train_chain_thaw(prep, run_dir, new_params, log, progress, comm, bool(resume))
-        return finish(trainer, run_dir, log, output) if comm.is_root else {}
+        return finish(trainer, run_dir, log, output, prep) if comm.is_root else {}
     trainer = Trainer(net, prep.data, make_opt(cfg, net), cfg, run_dir, log=log,
                       progress=progress, needs=prep.needs, comm=comm, profile=profile)
     if resume:
@@ -237,33 +150,7 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
         log(format_profile(trainer.times))
     if not comm.is_root:
         return {}
-    return finish(trainer, run_dir, log, output)
-
-
-def pretrained_start(net: Network, src: Path, data: TaskData, run_dir: Path, resume: bool,
-                     chain_thaw: bool, log: Callable[[str], None], comm: Any) -> list[str]:
-    """Start from another run's weights; the names of the parameters that stayed new are kept
-    in the run (pretrained.json), so a resumed run needs the source run no more: it continues
-    from its own checkpoints."""
-    record = run_dir / rundir.PRETRAINED
-    if resume and not src.exists():
-        new = _read_json(record).get("new") if record.exists() else None
-        if not isinstance(new, list) or not all(isinstance(k, str) for k in new):
-            raise CheckpointError(f"{src}: the run this one started from is gone, and "
-                                  f"{record} does not say which layers were new",
-                                  hint="restore the pretrained run, or restart this run")
-        first = run_dir / "stage1" / "ckpt" if chain_thaw else run_dir / "ckpt"
-        if not checkpoint.exists(first, "last"):
-            raise CheckpointError(f"{src}: the run this one started from is gone, and this "
-                                  "run stopped before its first checkpoint",
-                                  hint="restore the pretrained run, or restart this run")
-        log(f"note: {src} is gone; resuming from this run's own checkpoints")
-        return new
-    new = transfer(net, src, data, log if not resume else (lambda s: None))
-    if comm.is_root and not resume:
-        checkpoint.atomic_write_text(record, json.dumps({"source": str(src), "new": new}))
-        rundir.write_manifest(run_dir)
-    return new
+    return finish(trainer, run_dir, log, output, prep)
 
 
 def format_profile(times: Mapping[str, float]) -> str:
@@ -274,78 +161,8 @@ def format_profile(times: Mapping[str, float]) -> str:
     return "time spent (--profile):\n" + "\n".join(rows)
 
 
-def make_opt(cfg: TrainConfig, net: Network) -> Any:
-    """The spec's optimizer over the parameters that are not frozen."""
-    trainable = {k: p for k, p in net.named_parameters().items() if not p.frozen}
-    return make_optimizer(cfg.optimizer.name, trainable, weight_decay=cfg.weight_decay,
-                          **cfg.optimizer.args)
-
-
-def chain_thaw_stages(net: Network, new_params: list[str] | None) -> list[tuple[str, list[str]]]:
-    """DeepMoji's chain-thaw: (a) the new layers, (b) each other layer alone, first to last,
-    (c) everything. Without pretrained weights the "new" layer is the output head."""
-    params = net.named_parameters()
-    layers = [n for n in net.order if n in net.modules and net.modules[n].named_parameters()]
-    if new_params is None:
-        new_params = [k for k in params if k.startswith(f"{net.output}.")]
-    new_set = set(new_params)
-    stages = [("the new layers", sorted(new_set))] if new_set else []
-    for n in layers:
-        names = [k for k in params if k.startswith(f"{n}.") and k not in new_set]
-        if names:
-            stages.append((f"layer {n}", names))
-    stages.append(("all layers", list(params)))
-    return stages
-
-
-def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None,
-               log: Callable[[str], None], progress: Any, comm: Any, resume: bool) -> Trainer:
-    """Fine-tune stage by stage (Felbo et al. 2017), each stage with its own optimizer and early
-    stopping on dev; the best weights of a stage start the next. Stage k runs in run_dir/stageK."""
-    net, cfg = prep.net, prep.cfg
-    params = net.named_parameters()
-    frozen_by_spec = {k for k, p in params.items() if p.frozen}
-    stages = chain_thaw_stages(net, new_params)
-    history: list[dict] = []
-    trainer = None
-    for k, (label, names) in enumerate(stages):
-        sdir = run_dir / f"stage{k + 1}"
-        sdir.mkdir(parents=True, exist_ok=True)
-        for name, p in params.items():
-            p.frozen = name not in names or name in frozen_by_spec
-            p.requires_grad = not p.frozen
-        trainer = Trainer(net, prep.data, make_opt(cfg, net), cfg, sdir, log=log,
-                          progress=progress, needs=prep.needs, comm=comm)
-        if (sdir / "done").exists():  # finished before an interruption: take its best weights
-            arrays, _ = checkpoint.load(sdir / "ckpt", "best")
-            load_weights(net, arrays)
-            _, meta = checkpoint.load(sdir / "ckpt", "last")
-            done = TrainState.from_json(meta.get("state"), str(sdir / "ckpt" / "last.json"))
-            history += [{**r, "stage": k + 1} for r in done.history]
-            continue
-        if resume and checkpoint.exists(sdir / "ckpt", "last"):
-            trainer.restore("last")
-        log(f"chain-thaw step {k + 1}/{len(stages)}: training {label}")
-        trainer.train()
-        arrays, _ = checkpoint.load(sdir / "ckpt", "best")
-        load_weights(net, arrays)
-        history += [{**r, "stage": k + 1} for r in trainer.state.history]
-        if comm.is_root:
-            checkpoint.atomic_write_text(sdir / "done", "\n")
-    for p in params.values():
-        p.frozen = False
-        p.requires_grad = True
-    final = Trainer(net, prep.data, make_opt(cfg, net), cfg, run_dir, log=log,
-                    progress=progress, needs=prep.needs, comm=comm)
-    final.state.history = history
-    final.state.epoch = len(history)
-    final.save("best")
-    final.save("last")
-    return final
-
-
 def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
-           output: OutputConfig) -> dict[str, Any]:
+           output: OutputConfig, prep: Prepared) -> dict[str, Any]:
     """Best weights -> final dev metrics, metrics.json, and what the output block asks for:
     the dev predictions, the curve plot."""
     arrays, meta = checkpoint.load(run_dir / "ckpt", "best")
@@ -377,7 +194,7 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
     from .report import write_report
 
     try:
-        log(f"report: {write_report(run_dir)}")
+        log(f"report: {write_report(run_dir, prep)}")
     except RnnError as e:  # the run itself is complete; say why its page is missing
         log(f"warning: no report.html ({e.message}); `rnndsl report {run_dir}` retries")
     return final
@@ -390,137 +207,3 @@ def plot_curve(run_dir: Path, history: list[dict]) -> None:
     save_curve(run_dir, history)
 
 
-def apply_freeze(net: Network, graph: nx.DiGraph, names: list) -> None:
-    """Freeze the parameters of the named definitions (or layer node ids)."""
-    for name in names:
-        name = str(name)
-        hit = False
-        for n, a in graph.nodes(data=True):
-            if n == name or n.startswith(name + ".") or a.get("definition") == name:
-                for p in net.modules[n].named_parameters().values() if n in net.modules else []:
-                    p.frozen = True
-                    p.requires_grad = False  # no gradient is computed for it at all
-                    hit = True
-        if not hit:
-            raise RnnError(f"freeze: no layer belongs to {name!r}")
-
-
-def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]) -> list[str]:
-    """Initialise from another run's best weights: same names and shapes; embedding rows by word.
-
-    Returns the names of the parameters that stayed new (not found in the source run)."""
-    rundir.verify(src, _read_config(src), log)
-    arrays, _ = checkpoint.load(src / "ckpt", "best")
-    try:
-        src_vocab = {k: Vocab.from_json(v) for k, v in _read_json(src / "vocab.json").items()}
-    except CheckpointError:
-        src_vocab = {}
-    loaded, skipped = 0, []
-    for name, p in net.named_parameters().items():
-        a = arrays.get(f"param::{name}")
-        if a is None:
-            skipped.append(name)
-            continue
-        if name.endswith(".weight") and "words" in src_vocab and a.shape[0] == len(
-                src_vocab["words"]) and a.ndim == 2 and a.shape[1] == p.shape[1]:
-            new = to_host(p.value).copy()
-            words = data.vocabs["words"]
-            for i, w in enumerate(words.tokens):
-                if w in src_vocab["words"]:
-                    new[i] = a[src_vocab["words"].index(w)]
-            p.value = new
-            loaded += 1
-        elif tuple(a.shape) == tuple(p.shape):
-            p.value = a
-            loaded += 1
-        else:
-            skipped.append(name)
-    log(f"pretrained weights from {src}: {loaded} tensors loaded"
-        + (f", {len(skipped)} new ({', '.join(skipped[:4])}...)" if skipped else ""))
-    return skipped
-
-
-def load_text(text: str, path: str, check_paths: bool = True) -> Any:
-    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there; with
-    ``check_paths=False`` they need not exist)."""
-    from . import lang
-    from .errors import SpecError
-
-    checked, diags = lang.check_text(text, path, check_paths=check_paths)
-    if checked is None:
-        raise SpecError(diags, text)
-    return checked
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing", hint="is this a run directory?") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
-
-
-_CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
-    "spec_path": (str,), "seed": (int,), "epochs": (int,), "backend": (str, type(None)),
-    "limit": (int, type(None)), "pretrained": (str, type(None)),
-    "chain_thaw": (bool, type(None)), "manifest": (bool, type(None)),
-}
-
-
-def _read_config(run_dir: Path) -> dict:
-    """A run directory's config.json, checked: an edited value gives a CheckpointError that
-    names it, not a crash somewhere later."""
-    path = run_dir / "config.json"
-    conf = _read_json(path)
-    if not isinstance(conf, dict):
-        raise CheckpointError(f"{path}: not a run configuration",
-                              hint="restore the file from the run, or retrain")
-    for key, types in _CONFIG_TYPES.items():
-        value = conf.get(key)
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if ok and key in ("seed", "epochs", "limit") and value is not None:
-            ok = (0 if key == "seed" else 1) <= value <= 10**9
-        if not ok:
-            raise CheckpointError(
-                f"{path}: {key!r} is {json.dumps(value)}, which this run never wrote",
-                hint="the file was edited; restore it from the run's spec, or retrain")
-    return conf
-
-
-def load_run(run_dir: str | Path, backend: str | None = None,
-             log: Callable[[str], None] = print) -> tuple[Prepared, Path]:
-    """Rebuild a run's network from its spec copy and vocabularies and load its best weights.
-
-    Reads nothing outside the run directory (see rundir.py); its files are checked first."""
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir}: no such run directory",
-                              hint="give the --out folder of an earlier `rnndsl run`")
-    conf = _read_config(run_dir)
-    rundir.verify(run_dir, conf, log)
-    try:
-        text = (run_dir / "spec.rnn").read_text("utf-8")
-    except OSError:
-        raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = load_text(text, conf["spec_path"], check_paths=False)
-    vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
-    prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
-    arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
-    load_weights(prep.net, arrays)
-    return prep, run_dir
-
-
-def eval_file(run_dir: str | Path, path: str, backend: str | None = None,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
-    prep, _ = load_run(run_dir, backend, log)
-    return eval_prepared(prep, path)
-
-
-def eval_prepared(prep: Prepared, path: str) -> dict[str, Any]:
-    """Metrics of a loaded run on a file in its data's format (`rnndsl eval --json`)."""
-    examples = prep.data.read_file(path)
-    if not examples:
-        raise DataError(f"{path}: no examples")
-    return evaluate(prep.net, prep.data, examples, prep.cfg, prep.needs)

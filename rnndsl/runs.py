@@ -31,7 +31,7 @@ class Run:
     """A run directory loaded for use: its network with the best weights, spec and history."""
 
     def __init__(self, path: str | Path, backend: str | None = None):
-        from .run import load_run as _load
+        from .prepare import load_run as _load
 
         self.prep, self.path = _load(path, backend, log=lambda s: None)
         self.network = self.prep.net
@@ -156,7 +156,7 @@ class Run:
     # --- every kind ----------------------------------------------------------------------------
     def evaluate(self, path: str | Path) -> dict[str, Any]:
         """Metrics on a file in the spec's data format: the dict `rnndsl eval --json` prints."""
-        from .run import eval_prepared
+        from .prepare import eval_prepared
 
         return eval_prepared(self.prep, str(path))
 

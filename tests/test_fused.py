@@ -1,4 +1,5 @@
-"""The fused CPU gate kernels (rnndsl/nn/fused_cpu.py) against the generic NumPy gate arithmetic."""
+"""The fused CPU kernels (rnndsl/kernels/cells_cpu.py, optim_cpu.py) against the generic NumPy
+arithmetic."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 
 from rnndsl.autodiff import backend as Bk
-from rnndsl.nn import kernels as K
+from rnndsl.nn.cells import lstm as K
 
-fused = pytest.importorskip("rnndsl.nn.fused_cpu",
+fused = pytest.importorskip("rnndsl.kernels.cells_cpu",
                             reason="numba (the `fast` extra) is not installed")
 
 
@@ -199,7 +200,7 @@ def _optimizer_run(monkeypatch, flag, make, steps=4, wd=0.0):
 ], ids=["adam", "sgd"])
 @pytest.mark.parametrize("wd", [0.0, 0.01])
 def test_fused_optimizers_match_numpy(monkeypatch, make, wd):
-    pytest.importorskip("rnndsl.train.fused_cpu")
+    pytest.importorskip("rnndsl.kernels.optim_cpu")
     from rnndsl.train import optim
 
     assert optim._fused(np.zeros(3, np.float32)) is not None
@@ -238,14 +239,14 @@ def test_the_environment_switch_at_start_up():
     import sys
 
     code = ("from rnndsl.autodiff import backend as B; import numpy as np; "
-            "from rnndsl.nn import kernels as K; "
+            "from rnndsl.nn.cells import lstm as K; "
             "print(K.lstm_gate_kernels(np, np.zeros((1, 1, 4), np.float32))[0].__module__)")
-    env = dict(__import__("os").environ, **{K.FUSED_ENV: "0"})
+    env = dict(__import__("os").environ, **{Bk.FUSED_ENV: "0"})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
-    assert out == "rnndsl.nn.kernels"
-    assert Bk.set_fused(False) is True and Bk.fused_module("rnndsl.nn.fused_cpu") is None
-    assert Bk.set_fused(True) is False and Bk.fused_module("rnndsl.nn.fused_cpu") is fused
+    assert out == "rnndsl.nn.cells.lstm"
+    assert Bk.set_fused(False) is True and Bk.fused_module("rnndsl.kernels.cells_cpu") is None
+    assert Bk.set_fused(True) is False and Bk.fused_module("rnndsl.kernels.cells_cpu") is fused
 
 
 @pytest.mark.parametrize("D,B,H", [(2, 1, 128), (1, 3, 7), (2, 4, 5)])

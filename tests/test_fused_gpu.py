@@ -1,4 +1,4 @@
-"""The CuPy gate and optimizer kernels (rnndsl/nn/fused_gpu.py) against the generic arithmetic.
+"""The CuPy gate and optimizer kernels (rnndsl/kernels/gpu.py) against the generic arithmetic.
 
 Two ways: on a GPU, the kernels themselves through CuPy against the generic step ops on CuPy and
 NumPy; on any machine, the same kernel bodies compiled as C++ by the host's compiler (an
@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from rnndsl.autodiff import backend as Bk
-from rnndsl.nn import fused_gpu as G
-from rnndsl.nn import kernels as K
+from rnndsl.kernels import gpu as G
+from rnndsl.nn.cells import gru as KG
+from rnndsl.nn.cells import lstm as K
 
 # --- the kernel bodies as host C++ --------------------------------------------------------------
 _CTYPES = {"int32": ("int", ctypes.c_int), "int64": ("long long", ctypes.c_longlong)}
@@ -125,12 +126,12 @@ def test_gru_kernel_bodies_on_the_host(host_lib, dtype):
     D, B, H = 2, 4, 6
     xg, hh = (rng.normal(size=(D, B, 3 * H)).astype(dtype) * 2 for _ in range(2))
     h, gh = (rng.normal(size=(D, B, H)).astype(dtype) for _ in range(2))
-    saved, h_ref = K._gru_gates_forward(np, xg, hh, h)
+    saved, h_ref = KG._gru_gates_forward(np, xg, hh, h)
     s, h_new = np.empty_like(xg), np.empty_like(h)
     _call(host_lib, "gru_forward", h.size, xg, hh, h, H, s, h_new)
     tol = TOL[dtype]
     np.testing.assert_allclose(h_new, h_ref, atol=tol, rtol=tol)
-    refs = K._gru_gates_backward(np, saved, hh, h, gh)
+    refs = KG._gru_gates_backward(np, saved, hh, h, gh)
     dxg, dhh, gh_z = np.empty_like(xg), np.empty_like(xg), np.empty_like(h)
     _call(host_lib, "gru_backward", h.size, s, hh, h, gh, H, dxg, dhh, gh_z)
     for r, o in zip(refs, (dxg, dhh, gh_z)):
@@ -238,13 +239,13 @@ def test_gru_gates_on_cupy_match_the_generic(dtype):
     D, B, H = 2, 5, 8
     xg, hh = (rng.normal(size=(D, B, 3 * H)).astype(dtype) * 2 for _ in range(2))
     h, gh = (rng.normal(size=(D, B, H)).astype(dtype) for _ in range(2))
-    saved, h_ref = K._gru_gates_forward(np, xg, hh, h)
-    assert K.gru_gate_kernels(cp, cp.asarray(hh))[0] is G.gru_gates_forward
+    saved, h_ref = KG._gru_gates_forward(np, xg, hh, h)
+    assert KG.gru_gate_kernels(cp, cp.asarray(hh))[0] is G.gru_gates_forward
     s, h_new = G.gru_gates_forward(cp, cp.asarray(xg), cp.asarray(hh), cp.asarray(h))
     tol = TOL[dtype] * 5
     np.testing.assert_allclose(cp.asnumpy(h_new), h_ref, atol=tol, rtol=tol)
     for g in (gh, None):
-        want = K._gru_gates_backward(np, saved, hh, h, g)
+        want = KG._gru_gates_backward(np, saved, hh, h, g)
         got = G.gru_gates_backward(cp, s, cp.asarray(hh), cp.asarray(h),
                                    None if g is None else cp.asarray(g))
         for w, o in zip(want, got):

@@ -1,4 +1,4 @@
-"""The fused CPU GRU gate kernels (rnndsl/nn/fused_gru_cpu.py), both forms, against the generic
+"""The fused CPU GRU gate kernels (rnndsl/kernels/gru_cpu.py), both forms, against the generic
 NumPy gate arithmetic of kernels.py."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from rnndsl.autodiff import backend as Bk
-from rnndsl.nn import kernels as K
+from rnndsl.nn.cells import gru as K
 
-fused = pytest.importorskip("rnndsl.nn.fused_gru_cpu", reason="numba is not installed")
+fused = pytest.importorskip("rnndsl.kernels.gru_cpu", reason="numba is not installed")
 
 
 def _generic(fn, *args):

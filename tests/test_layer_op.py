@@ -19,7 +19,7 @@ from rnndsl.nn.cells import Cell
 from rnndsl.nn.layers import Init, Recurrent
 from rnndsl.nn.module import RunContext, SeqInfo, SeqValue
 
-K = Bk.fused_module("rnndsl.nn.fused_layer_cpu")
+K = Bk.fused_module("rnndsl.kernels.layer_cpu")
 pytestmark = pytest.mark.skipif(
     K is None, reason="the layer op needs Numba and the OpenBLAS that NumPy's wheel ships")
 

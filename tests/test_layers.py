@@ -7,14 +7,18 @@ import rnndsl
 from rnndsl import Tensor
 from rnndsl.autodiff import check_grads
 from rnndsl.autodiff.backend import get_backend
+from rnndsl.gradchecks import PIPELINES, cell_forms, form_text, pooling_pipelines
+from rnndsl.lang.cells import CELLS
 from rnndsl.nn.cells import Cell
 from rnndsl.nn.heads import SoftmaxHead
 from rnndsl.nn.layers import Init
 from rnndsl.nn.module import RunContext, SeqInfo, SeqValue
 from rnndsl.nn.probe import state_gradient_norms
-from rnndsl.nn.selfcheck import PIPELINES, check_network_grads
+from rnndsl.nn.selfcheck import check_network_grads
 
-CELLS = ["srnn(d=3)", "srnn(d=3, act=relu)", "lstm(d=3)", "gru(d=3)", 'gru(d=3, reset="after")']
+# every cell of the cell table in every form: (name, options)
+FORMS = [(name, form) for name, c in CELLS.items() for form in cell_forms(c)]
+FORM_IDS = [f"{name}{form_text(form)}" for name, form in FORMS]
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
@@ -26,7 +30,7 @@ def test_bptt_gradient_matches_finite_differences(pipeline):
     assert res.ok, str(res)
 
 
-@pytest.mark.parametrize("cell", ["srnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
 def test_bi_of_stack_long_form_equals_shorthand(cell):
     a = rnndsl.compile(f"bi({cell}(d=3)) |> stack(2)", input_dim=2, seed=1)
     b = rnndsl.compile(f"bi{cell}(d=3) |> stack(2)", input_dim=2, seed=1)
@@ -36,8 +40,8 @@ def test_bi_of_stack_long_form_equals_shorthand(cell):
 
 
 @pytest.mark.parametrize("pipeline", [
-    "bilstm(d=3) |> stack(2)", "bigru(d=3) |> last", "srnn(d=3) |> mean",
-    "lstm(d=3) |> max", "bilstm(d=3) |> attention", 'bigru(d=2, reset="after") |> first',
+    *(f"bi{name}(d=3{form_text(form)}) |> stack(2)" for name, form in FORMS),
+    *pooling_pipelines(),
 ])
 @pytest.mark.parametrize("lengths", [[6, 2, 4], [6, 4, 2]], ids=["masked", "sorted"])
 def test_padding_invariance_outputs_and_gradients(pipeline, lengths):
@@ -291,8 +295,10 @@ def test_full_length_reversal_views_match_the_gather():
         np.testing.assert_array_equal(x0, x1)
 
 
-@pytest.mark.parametrize("pipeline", ["bilstm(d=5) |> stack(2)", "gru(d=4)",
-                                      'bigru(d=3, reset="after")', "bisrnn(d=3)"])
+@pytest.mark.parametrize("pipeline", [
+    *(f"bi{name}(d=3{form_text(form)})" for name, form in FORMS), "bilstm(d=5) |> stack(2)",
+    "gru(d=4)",
+])
 @pytest.mark.parametrize("lengths", [[6, 6, 6], [6, 4, 1], [2, 6, 5]],
                          ids=["full", "sorted", "masked"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -315,8 +321,8 @@ def test_inference_loop_matches_the_taped_loop(monkeypatch, pipeline, lengths, d
         np.testing.assert_allclose(y_infer, y_tape, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell,bi", [(Cell("lstm"), True), (Cell("gru", reset="after"), True),
-                                     (Cell("gru"), False), (Cell("srnn"), True)])
+@pytest.mark.parametrize("cell,bi", [*((Cell(name, **form), True) for name, form in FORMS),
+                                     (Cell("gru"), False)], ids=[*FORM_IDS, "gru-uni"])
 @pytest.mark.parametrize("s0", ["zeros", "learned"])
 @pytest.mark.parametrize("grad", [True, False], ids=["taped", "no-tape"])
 def test_packed_layout_matches_the_padded_one(monkeypatch, cell, bi, s0, grad):

@@ -6,7 +6,7 @@ import pkgutil
 import gradcheck_rows
 import pytest
 
-import rnndsl.nn.kernels  # noqa: F401  (registers the fused ops)
+import rnndsl.nn.layers  # noqa: F401  (registers the cell step ops and the layout ops)
 from rnndsl.autodiff import OPS, check_grads
 
 try:  # the CRF registers its own ops

@@ -21,6 +21,9 @@ import pytest
 import rnndsl
 import rnndsl.render as R
 from rnndsl.cli import main
+from rnndsl.gradchecks import cell_forms, form_text
+from rnndsl.lang.cells import CELLS
+from rnndsl.nn.cells import Cell
 from rnndsl.nn.probe import state_gradient_norms
 from rnndsl.render import dot as D
 from rnndsl.render.tape import RenderError
@@ -243,21 +246,25 @@ def test_dot_is_deterministic_and_named_by_scope():
 
 
 # --- levels --------------------------------------------------------------------------------------
-def test_cell_level_lstm_and_gru_parts():
-    net = rnndsl.compile("lstm(d=2) |> last", input_dim=3)
+@pytest.mark.parametrize("name,form", [
+    pytest.param(name, form, id=f"{name}{form_text(form)}")
+    for name, c in CELLS.items() for form in cell_forms(c)
+])
+def test_cell_level_parts_of_every_cell(name, form):
+    """Each step of each cell opens into the parts of its picture (lang.cells), linked to the
+    step before as the picture says (the LSTM's c and h, the GRU's s into z, r, n and s)."""
+    net = rnndsl.compile(f"{name}(d=2{form_text(form)}) |> last", input_dim=3)
+    tpl = Cell(name, **form).picture
     G = R.unrolled_graph(net, "the brown fox", level="cell")
     layer = net.order[1]
     for t in range(3):
         parts = {
             n.rsplit(".", 1)[1] for n, c in G.nodes(data="cluster") if c == f"{layer}.t{t}.fwd"
         }
-        assert parts == {"i", "f", "o", "z", "c", "h"}
-    assert G.edges[f"{layer}.t0.fwd.c", f"{layer}.t1.fwd.c"]["kind"] == "recurrent"
-    assert G.edges[f"{layer}.t0.fwd.h", f"{layer}.t1.fwd.f"]["kind"] == "recurrent"
-    net = rnndsl.compile("gru(d=2)", input_dim=3)
-    G = R.unrolled_graph(net, "the brown fox", level="cell")
-    parts = {n.rsplit(".", 1)[1] for n, c in G.nodes(data="cluster") if c and c.endswith("t1.fwd")}
-    assert parts == {"z", "r", "n", "s"}
+        assert parts == {p.key for p in tpl.parts}
+    for carry, part in tpl.recurrent:
+        edge = (f"{layer}.t0.fwd.{tpl.carry_part(carry)}", f"{layer}.t1.fwd.{part}")
+        assert G.edges[edge]["kind"] == "recurrent"
 
 
 def test_op_level_shows_the_reference_ops():
@@ -382,8 +389,9 @@ def test_model_graph_boxes():
 
 def test_network_render_and_vectors():
     net = rnndsl.compile("lstm(d=2) |> last", input_dim=3)
-    assert isinstance(net.render(), R.Picture)
-    dg = net.render("the brown fox", level="cell", grad=True)
+    assert isinstance(R.draw(net), R.Picture)
+    assert not hasattr(net, "render")  # nn imports nothing above it: pictures live in render
+    dg = R.draw(net, "the brown fox", level="cell", grad=True)
     assert isinstance(dg.digraph, graphviz.Digraph) and "brown" in dg.source
     x = [[0.1, 0.2, 0.3], [0.0, -0.1, 0.4]]
     G = R.unrolled_graph(net, x)

@@ -14,7 +14,7 @@ from browser import Browser, find_chromium
 
 from rnndsl.report import build_report
 from rnndsl.report.curves import panels
-from rnndsl.run import run
+from rnndsl.run import load_run, run
 
 SECTIONS = ["summary", "curves", "metrics", "confusion", "predictions", "unrolled"]
 CHROMIUM = find_chromium()
@@ -65,7 +65,8 @@ def test_report_command(runs, tmp_path):
     assert p.returncode == 0, p.stderr
     # the same page as the one written at the end of the run
     assert out.read_text("utf-8") == (runs["clf"][0] / "report.html").read_text("utf-8")
-    assert out.read_text("utf-8") == build_report(runs["clf"][0])
+    prep, _ = load_run(runs["clf"][0], log=lambda s: None)
+    assert out.read_text("utf-8") == build_report(runs["clf"][0], prep)
     p = subprocess.run([sys.executable, "-m", "rnndsl.cli", "report", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -128,11 +129,11 @@ def test_curve_panels_have_distinct_series_and_integer_epochs():
         plt.close(fig)
 
 
-def test_a_nested_model_gets_a_note_instead_of_the_unrolled_picture(tmp_path):
-    # a character encoder inside each word: the unrolled picture draws one level only
+def test_a_nested_model_gets_its_two_level_unrolled_picture(tmp_path):
+    # a character encoder inside each word: drawn as a chain per word under the word level
     spec = evalkit.ner_spec(tmp_path, epochs=1, model=evalkit.CHAR_MODEL, test=False)
     run(spec, out=str(tmp_path / "r"), log=lambda s: None)
     page = (tmp_path / "r" / "report.html").read_text("utf-8")
     unrolled = page[page.index('<section id="unrolled">'):]
-    assert "the unrolled picture could not be drawn" in unrolled and "<img" not in unrolled
-    assert page.count('src="data:image/svg+xml;base64,') == 3
+    assert "the unrolled picture could not be drawn" not in unrolled and "<img" in unrolled
+    assert page.count('src="data:image/svg+xml;base64,') == 4

@@ -13,6 +13,9 @@ import pytest
 import rnndsl
 from rnndsl import Tensor
 from rnndsl.errors import TorchStateError
+from rnndsl.gradchecks import cell_forms, form_text
+from rnndsl.lang.cells import CELLS as LANG_CELLS
+from rnndsl.nn.cells import Cell
 
 HERE = os.path.dirname(__file__)
 FIXTURES = sorted(glob.glob(os.path.join(HERE, "fixtures", "torch_*.npz")))
@@ -46,20 +49,30 @@ def test_fixtures_exist():
     assert len(FIXTURES) >= 10
 
 
-@pytest.mark.parametrize("module,pipeline,bi,extra", [
-    ("LSTM", "bilstm(d=5) |> stack(3)", True, {}),
-    ("GRU", 'gru(d=6, reset="after") |> stack(2)', False, {}),
-    ("RNN", "bisrnn(d=3, act=relu)", True, {"nonlinearity": "relu"}),
-])
+def torch_forms() -> list[tuple[str, dict, str]]:
+    """Every form of every cell that PyTorch has: (pipeline, constructor options, module)."""
+    rows = []
+    for name, spec in LANG_CELLS.items():
+        for form in cell_forms(spec):
+            cell = Cell(name, **form)
+            try:
+                cell.check_torch_compatible()
+            except TorchStateError:
+                continue  # not in PyTorch: tests/cell_references.py has its NumPy reference
+            pipeline = f"bi{name}(d=5{form_text(form)}) |> stack(2)"
+            rows.append(pytest.param(pipeline, cell.type.torch_options(cell), cell.torch_module,
+                                     id=pipeline))
+    return rows
+
+
+@pytest.mark.parametrize("pipeline,extra,module", torch_forms())
 @pytest.mark.parametrize("lengths", [[7, 3, 1, 5, 7], [7, 7, 5, 3, 1]], ids=["masked", "packed"])
-def test_live_against_torch(module, pipeline, bi, extra, lengths):
+def test_live_against_torch(pipeline, extra, module, lengths):
     # unsorted lengths run through the step masks, sorted ones (longest first) in the packed
     # layout (rnndsl.nn.module.Packing)
     torch = pytest.importorskip("torch")
-    layers = 3 if "stack(3)" in pipeline else 2 if "stack(2)" in pipeline else 1
     torch.manual_seed(7)
-    m = getattr(torch.nn, module)(4, int(pipeline.split("d=")[1].split(")")[0].split(",")[0]),
-                                  num_layers=layers, bidirectional=bi, batch_first=True,
+    m = getattr(torch.nn, module)(4, 5, num_layers=2, bidirectional=True, batch_first=True,
                                   **extra).double()
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 7, 4))

@@ -107,7 +107,7 @@ def cupy_available() -> bool:
 
 def cuda_blas() -> ModuleType:
     """CuPy's thin cuBLAS bindings, for the GPU kernels that call cuBLAS directly
-    (nn/fused_gpu.py); imported on request only."""
+    (kernels/gpu.py); imported on request only."""
     from cupy_backends.cuda.libs import cublas  # optional dependency
 
     return cublas
@@ -173,7 +173,7 @@ def sum_rows(rows: Any, values: Any) -> tuple[Any, Any]:
     new_run[:1] = True
     numpy.not_equal(r[1:], r[:-1], out=new_run[1:])
     starts = numpy.flatnonzero(new_run)
-    fused = fused_module(f"{__package__}.fused_host") \
+    fused = fused_module("rnndsl.kernels.ops_cpu") \
         if values.dtype == numpy.float32 and values.flags.c_contiguous else None
     if fused is None:
         return r[starts], numpy.add.reduceat(values[order], starts, axis=0)

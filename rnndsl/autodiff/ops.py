@@ -437,8 +437,8 @@ def _add_at_targets(xp, a, targets, value):
 
 
 def fused_softmax_kernel():
-    """fused_host.softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
-    fused = Bk.fused_module(f"{__package__}.fused_host")
+    """kernels.ops_cpu.softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
+    fused = Bk.fused_module("rnndsl.kernels.ops_cpu")
     return None if fused is None else fused.softmax_rows
 
 
@@ -505,8 +505,8 @@ def softmax_cross_entropy(xp, logits, targets, valid=None):
 
 
 def fused_bias_softmax_kernel():
-    """fused_host.bias_softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
-    fused = Bk.fused_module(f"{__package__}.fused_host")
+    """kernels.ops_cpu.bias_softmax_rows, or None when Numba is missing or RNNDSL_FUSED=0."""
+    fused = Bk.fused_module("rnndsl.kernels.ops_cpu")
     return None if fused is None else fused.bias_softmax_rows
 
 

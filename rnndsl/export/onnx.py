@@ -428,7 +428,7 @@ def feeds(data: Any, examples: list, needs: set[str]) -> dict[str, Any]:
 
 def export_run(run_dir: str | Path, output: str | Path) -> str:
     """Export a run directory's best weights; returns a one-line summary."""
-    from ..run import load_run
+    from ..prepare import load_run
 
     if not str(output).endswith(".onnx"):
         raise ExportError(f"{output}: the output of an ONNX export must end in .onnx")

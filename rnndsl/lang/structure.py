@@ -116,18 +116,18 @@ class Structure:
             if name == "bi":
                 msg = "bi takes a one-directional layer, but bi(...) is already bidirectional"
                 hint = "write bi(...) once"
-            elif name in ("bisrnn", "bilstm", "bigru"):
+            elif name in {f"bi{c}" for c in C.UNI_CELLS}:
                 msg = f"bi takes a one-directional layer, but {name} is already bidirectional"
                 hint = f"write {name}(...) alone, or bi({name[2:]}(...))"
             elif name in C.LAYERS:
-                msg = f"bi takes a recurrent layer (srnn, lstm or gru), got {name}"
+                msg = f"bi takes a one-directional recurrent layer like lstm, got {name}"
                 hint = "for example: bi(lstm(d=64))"
             elif name is not None and len(ref.parts) == 1:
                 self.report(
                     "UnknownLayer",
                     f"unknown layer '{name}'",
                     ref.span,
-                    did_you_mean(name, C.UNI_CELLS) or "bi takes srnn, lstm or gru",
+                    did_you_mean(name, C.UNI_CELLS) or "bi takes a recurrent cell like lstm",
                 )
                 return replace(_UNKNOWN, label="bi")
             else:

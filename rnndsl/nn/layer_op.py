@@ -2,7 +2,7 @@
 
     out, h_n[, c_n] = rnn_layer(x, W_ih, b, W_hh, b_hh, h_0[, c_0])
 
-y_{1:n} = RNN*(x_{1:n}; s_0) computed by the compiled kernels of fused_layer_cpu.py: each
+y_{1:n} = RNN*(x_{1:n}; s_0) computed by the compiled kernels of kernels/layer_cpu.py.py: each
 direction is one call (input projection, the time loop, and in the backward the reversed loop,
 the weight gradients and the input gradient), so a bi layer costs one hand-off forward and one
 backward instead of a tape node, a Python step and a NumPy call per time step; the two
@@ -28,7 +28,7 @@ from ..autodiff.tensor import Tensor, grad_enabled
 from .module import RunContext, SeqInfo, SeqValue
 
 LAYER_OP_ENV = "RNNDSL_LAYER_OP"  # "0": every recurrent layer runs the per-step tape
-_KERNELS = f"{__package__}.fused_layer_cpu"
+_KERNELS = "rnndsl.kernels.layer_cpu"
 PARALLEL_MIN_ROWS = 64  # fewer packed rows per direction: both directions on the calling thread
 # tape-free inference of at most this many rows (directions x sequences) keeps the per-step
 # path, whose small-step kernel does the recurrent product inline: one 20-token sentence through
@@ -39,26 +39,20 @@ np = Bk.host
 
 
 def kernels() -> Any:
-    """fused_layer_cpu when the layer op is on and its kernels import, else None."""
+    """kernels/layer_cpu.py when the layer op is on and its kernels import, else None."""
     if os.environ.get(LAYER_OP_ENV, "1") == "0":
         return None
     return Bk.fused_module(_KERNELS)
 
 
-# the kernels' number for each cell form (fused_layer_cpu.SRNN_TANH ...); a cell not listed
-# here runs the per-step tape
-CELL_CODES = {("srnn", "tanh"): 0, ("srnn", "relu"): 1, ("lstm", None): 2, ("gru", "after"): 3,
-              ("gru", "before"): 4}
-
-
 def cell_code(cell: Any) -> int | None:
-    """The kernels' number for a cell, or None when the layer op has no kernel for it."""
-    option = {"srnn": cell.act, "gru": cell.reset}.get(cell.kind)
-    return CELL_CODES.get((cell.kind, option))
+    """The kernels' number for a cell form (the cell table's ``layer_kernel``), or None when
+    the layer op has no kernel for it: the layer then runs the per-step tape."""
+    return cell.type.layer_kernel(cell)
 
 
 class Layout:
-    """Where each direction's packed rows sit in the padded (T, B) grid (see fused_layer_cpu).
+    """Where each direction's packed rows sit in the padded (T, B) grid (see kernels/layer_cpu.py).
 
     A sorted batch with padding is packed: step t computes its counts[t] running rows only.
     Any other batch computes all B rows at every step, ``act`` marking the running ones.

@@ -13,7 +13,10 @@ from ..autodiff import backend as Bk
 from ..autodiff import functional as F
 from ..autodiff.ops import apply
 from ..autodiff.tensor import Tensor, grad_enabled, scope
-from . import layer_op
+from . import (
+    layer_op,
+    layout,  # noqa: F401 - registers the layout ops applied by name below
+)
 from .cells import Cell
 from .module import Module, NestedValue, RunContext, SeqInfo, SeqValue, VecValue
 
@@ -107,20 +110,15 @@ class Recurrent(Module):
         k = 1.0 / math.sqrt(d)  # PyTorch's default: U(-1/sqrt(H), 1/sqrt(H)) for all
         self.W_ih = self.add_param("W_ih", init.uniform((d_in, self.D * G), k))
         self.b_ih = self.add_param("b_ih", init.uniform((self.D * G,), k))
-        self.W_hh = self.add_param("W_hh", init.uniform((self.D, d, G), k))
+        self.W_hh = self.add_param("W_hh", init.uniform((self.D, cell.recurrent_rows(d), G), k))
         self.b_hh = self.add_param("b_hh", init.uniform((self.D, 1, G), k))
-        if cell.kind == "lstm" and forget_bias:
-            # internal gate order (i, f, o, z): the forget block is the second
+        forget = cell.forget_gate()
+        if forget is not None and forget_bias:
+            block, sign = forget  # see the cell's forget_gate
+            lo, hi = block * d, (block + 1) * d
             for dd in range(self.D):
-                self.b_ih.data[dd * G + d: dd * G + 2 * d] = forget_bias
-            self.b_hh.data[:, :, d: 2 * d] = 0
-        if cell.kind == "gru" and forget_bias:
-            # gate order (r, z, n); the lecture's GRU keeps s_{j-1} with weight 1 - z, the
-            # reset-after (PyTorch) form with weight z: the bias leans z towards keeping
-            sign = 1.0 if cell.reset == "after" else -1.0
-            for dd in range(self.D):
-                self.b_ih.data[dd * G + d: dd * G + 2 * d] = sign * forget_bias
-            self.b_hh.data[:, :, d: 2 * d] = 0
+                self.b_ih.data[dd * G + lo: dd * G + hi] = sign * forget_bias
+            self.b_hh.data[:, :, lo:hi] = 0
         self.s0 = s0
         if s0 == "learned":
             for part in cell.carries:

@@ -9,44 +9,16 @@ from typing import Any
 import networkx as nx
 
 from ..autodiff import backend as Bk
-from ..autodiff import functional as F
 from ..autodiff.ops import apply
 from ..autodiff.tensor import Tensor, scope
 from ..errors import ShapeError, TorchStateError
-from .cells import Cell, inverse_order, permute_blocks
+from ..lang.ir import inputs_of as ordered_inputs
+from ..lang.ir import ordered_nodes
+from .builders import Call, Node, builder, field_name
+from .cells import inverse_order, permute_blocks
 from .heads import CRFHead, SoftmaxHead
-from .layers import (
-    MLP,
-    Embedding,
-    Init,
-    Linear,
-    Pool,
-    Recurrent,
-    concat_values,
-    map_inner,
-    split_spans,
-)
-from .module import (
-    Module,
-    NestedValue,
-    Parameter,
-    RunContext,
-    SeqInfo,
-    SeqValue,
-    TokenValue,
-    VecValue,
-)
-
-
-def ordered_nodes(graph: nx.DiGraph) -> list[str]:
-    """Topological order, ties broken by insertion order (stable names, stable pictures)."""
-    rank = {n: i for i, n in enumerate(graph.nodes)}
-    return list(nx.lexicographical_topological_sort(graph, key=lambda n: rank[n]))
-
-
-def ordered_inputs(graph: nx.DiGraph, node: str) -> list[str]:
-    preds = list(graph.predecessors(node))
-    return sorted(preds, key=lambda p: graph.edges[p, node].get("order", 0))
+from .layers import Init, Recurrent
+from .module import Module, Parameter, RunContext, SeqInfo, SeqValue, TokenValue, VecValue
 
 
 def _dim(t: Any) -> int:
@@ -77,12 +49,14 @@ class Network(Module):
         self.tag_names = dict(tag_names or {})
         self.counts = dict(counts or {})  # field -> training count per id (word dropout)
         for n in self.order:
-            m = self._build(n, graph.nodes[n], init, pretrained)
+            node = Node(self, n, graph.nodes[n].get("params", {}), init, pretrained)
+            m = builder(graph.nodes[n]["kind"]).build(node)
             if m is not None:
                 self.modules[n] = self.add_child(n, m)
 
     # --- building -------------------------------------------------------------------------------
-    def _in_dim(self, n: str) -> int:
+    def in_dim(self, n: str) -> int:
+        """The feature size reaching node ``n`` (the sum of the inputs for a concat)."""
         ins = self.graph.nodes[n].get("in_types") or []
         if ins:
             return sum(_dim(t) for t in ins) if self.graph.nodes[n]["kind"] == "concat" \
@@ -90,53 +64,16 @@ class Network(Module):
         preds = ordered_inputs(self.graph, n)
         return _dim(self.graph.nodes[preds[0]]["out_type"])
 
-    def _size(self, field: Any, what: str) -> int:
+    def size_of(self, field: Any, what: str) -> int:
+        """The vocabulary / class count of a data field (or a count given as it is)."""
         if isinstance(field, int):
             return field
         if getattr(field, "classes", None):  # compile("... |> softmax(5)")
             return int(field.classes)
-        key = _field_name(field)
+        key = field_name(field)
         if key not in self.sizes:
             raise ShapeError(f"the size of {key} ({what}) is unknown: read the data first")
         return int(self.sizes[key])
-
-    def _build(self, n: str, attrs: dict, init: Init,
-               pretrained: Mapping[str, Any]) -> Module | None:
-        kind, p = attrs["kind"], attrs.get("params", {})
-        if kind in ("input", "concat", "dropout", "split"):
-            return None
-        d_in = self._in_dim(n)
-        if kind == "embed":
-            src = p.get("source") or p.get("field")
-            return Embedding(n, self._size(src, "vocabulary"), int(p["d"]), init,
-                             pretrained=pretrained.get(n), freeze=bool(_opt(p, "freeze", False)),
-                             dropout=float(_opt(p, "dropout", 0)),
-                             word_dropout=float(_opt(p, "word_dropout", 0)),
-                             word_dropout_alpha=float(_opt(p, "word_dropout_alpha", 0)),
-                             counts=self.counts.get(_field_name(src)) if src else None)
-        if kind == "rnn":
-            cell = Cell(p["cell"], act=p.get("act") or "tanh", reset=p.get("reset") or "before")
-            return Recurrent(n, cell, d_in, int(p["d"]), bool(_opt(p, "bidirectional", False)),
-                             init, s0=_opt(p, "s0", "zeros"),
-                             forget_bias=float(_opt(p, "forget_bias", 0.0)),
-                             dropout=float(_opt(p, "dropout", 0.0)))
-        if kind == "linear":
-            return Linear(n, d_in, int(p["d"]), init)
-        if kind == "mlp":
-            sizes = p.get("sizes") or [int(p["d"])] * int(_opt(p, "layers", 1))
-            return MLP(n, d_in, [int(s) for s in sizes], init, act=_opt(p, "act", "tanh"),
-                       dropout=float(_opt(p, "dropout", 0)))
-        if kind == "pool":
-            return Pool(n, p["mode"], d_in, init)
-        if kind == "softmax":
-            return SoftmaxHead(n, d_in, self._size(_target(p), "classes"), init,
-                               loss=p.get("loss") or "xent")
-        if kind == "crf":
-            return CRFHead(n, d_in, self._size(_target(p), "tags"), init,
-                           tag_names=self.tag_names.get(_field_name(_target(p))),
-                           scheme=str(_opt(p, "scheme", "none")),
-                           constraints=bool(_opt(p, "constraints", True)))
-        raise ShapeError(f"layer kind {kind!r} cannot be built")
 
     # --- running --------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], ctx: RunContext, upto: str | None = None) -> dict:
@@ -144,53 +81,13 @@ class Network(Module):
         values: dict[str, Any] = {}
         for n in self.order:
             attrs = self.graph.nodes[n]
-            kind, p = attrs["kind"], attrs.get("params", {})
             ins = [values[i] for i in ordered_inputs(self.graph, n)]
+            call = Call(self.modules.get(n), n, attrs.get("params", {}), ins, inputs, ctx)
             with scope(n):
-                values[n] = self._run_node(n, kind, p, ins, inputs, ctx)
+                values[n] = builder(attrs["kind"]).run(call)
             if n == upto:
                 break
         return values
-
-    def _run_node(self, n: str, kind: str, p: dict, ins: list, inputs: Mapping[str, Any],
-                  ctx: RunContext) -> Any:
-        m = self.modules.get(n)
-        if kind == "input":
-            if n in inputs:
-                return inputs[n]
-            key = f"{p.get('dataset')}.{p.get('field')}"
-            if key in inputs:
-                return inputs[key]
-            raise ShapeError(f"no input given for {n} ({key})")
-        x = ins[0] if ins else None
-        if kind == "embed":
-            if x.outer is None:
-                return SeqValue(m.lookup(x.ids, ctx), x.info)
-            inner = SeqValue(m.lookup(x.ids, ctx), x.info)
-            return NestedValue(inner, x.outer_index, x.outer)
-        if kind == "rnn":
-            return map_inner(x, lambda v: m.forward(v, ctx))
-        if kind == "dropout":
-            rate = float(_opt(p, "p", p.get("rate", 0.0)))
-            if not ctx.train or rate <= 0:
-                return x
-            return _map_data(x, lambda t: F.dropout(t, rate, ctx.rng))
-        if kind == "concat":
-            return concat_values(ins)
-        if kind == "pool":
-            return m.forward(x, ctx)
-        if kind == "linear":
-            return _map_data(x, m.apply, keep_bi=False)
-        if kind == "mlp":
-            return _map_data(x, lambda t: m.apply(t, ctx), keep_bi=False)
-        if kind == "split":
-            spans = inputs.get("__spans__")
-            if spans is None:
-                raise ShapeError("this model splits sentences into spans; the batch has none")
-            return split_spans(x, *spans)
-        if kind in ("softmax", "crf"):
-            return x  # the head's scores are computed by loss()/predict()
-        raise ShapeError(f"layer kind {kind!r} cannot run")
 
     @property
     def head(self) -> Module | None:
@@ -230,16 +127,6 @@ class Network(Module):
         if isinstance(out, VecValue):
             return out.data
         return out.data.transpose(1, 0, 2)
-
-    def render(self, input: Any = None, *, level: str = "layer", grad: bool = False,
-               steps: int | None = None, **kw: Any) -> Any:
-        """A picture (graphviz.Digraph): unrolled over ``input`` (a sentence or (T, D) vectors),
-        or the model graph when no input is given. See ``rnndsl.render.unrolled``."""
-        from .. import render  # render builds on nn
-
-        if input is None:
-            return render.model(self)
-        return render.unrolled(self, input, level=level, grad=grad, steps=steps, **kw)
 
     # --- parameters and PyTorch -----------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> dict[str, Parameter]:
@@ -326,45 +213,10 @@ class Network(Module):
                 layer.b_hh.data[dd, 0] = put(state["bias_hh" + sfx], 0)
 
 
-def _opt(p: Mapping[str, Any], key: str, default: Any) -> Any:
-    """A layer parameter, or ``default`` when it is absent or None (not applicable)."""
-    v = p.get(key)
-    return default if v is None else v
-
-
-def _target(p: Mapping[str, Any]) -> Any:
-    """A head's target: a data field, or a class count (compile("... |> softmax(3)"))."""
-    if p.get("target") is not None:
-        return p["target"]
-    if p.get("dataset") and p.get("field"):
-        return f"{p['dataset']}.{p['field']}"
-    return int(p.get("classes") or 0)
-
-
-def _field_name(target: Any) -> str:
-    """'ewt.tags' for a field given as a string, a (dataset, field) pair or a FieldRef."""
-    if isinstance(target, (list, tuple)):
-        return ".".join(str(t) for t in target)
-    if hasattr(target, "dataset") and hasattr(target, "field"):
-        return f"{target.dataset}.{target.field}"
-    return str(target)
-
-
 def _rest(value: Any) -> tuple:
     if isinstance(value, SeqValue):
         return (value.info, value.bidirectional)
     return ()
-
-
-def _map_data(value: Any, fn, keep_bi: bool = True) -> Any:
-    """Apply ``fn`` to the arrays of a value; a layer that mixes features ends a bi layout."""
-    if isinstance(value, NestedValue):
-        return NestedValue(_map_data(value.inner, fn, keep_bi), value.outer_index, value.outer)
-    if isinstance(value, SeqValue):
-        return SeqValue(fn(value.data), value.info, value.bidirectional and keep_bi)
-    if isinstance(value, VecValue):
-        return VecValue(fn(value.data))
-    raise TypeError(f"cannot map over {type(value).__name__}")
 
 
 def _host_array(v: Any) -> Any:

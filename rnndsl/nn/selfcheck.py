@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..autodiff import backend as Bk
@@ -60,30 +59,3 @@ def check_network_grads(net: Any, x: Any, lengths: Any = None, eps: float = 1e-6
         probe([k], k)
     return res
 
-
-PIPELINES = [
-    "srnn(d=3)", "srnn(d=3, act=relu)", "lstm(d=3)", "gru(d=3)", 'gru(d=3, reset="after")',
-    "bisrnn(d=2) |> stack(2)", "bilstm(d=2) |> stack(2)", 'bigru(d=2, reset="after") |> stack(2)',
-    "bilstm(d=2) |> last", "lstm(d=3) |> mean", "gru(d=3) |> max", "bilstm(d=2) |> attention",
-    "bilstm(d=2) |> first", "lstm(d=3) |> mlp(d=4) |> linear(d=2)",
-]
-
-
-def run_gradchecks(only: list[str] | None, log: Callable[[str], None]) -> bool:
-    """`rnndsl gradcheck`: every cell, bi(stack(2)) and pooling in float64; True if all pass."""
-    from ..api import compile as compile_
-
-    rng = Bk.host.random.default_rng(0)
-    ok = True
-    for text in PIPELINES:
-        if only and not any(o in text for o in only):
-            continue
-        net = compile_(text, input_dim=3, dtype="float64", seed=1)
-        x = rng.standard_normal((3, 4, 3))
-        r = check_network_grads(net, x, lengths=[4, 2, 3])
-        ok &= r.ok
-        log(f"{'ok  ' if r.ok else 'FAIL'} {text:45s} {r.checks:4d} checks, "
-            f"max relative error {r.max_rel_error:.1e}")
-        for f in r.failures[:5]:
-            log(f"     {f}")
-    return ok

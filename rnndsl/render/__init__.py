@@ -217,6 +217,15 @@ def model(what: Any, title: str | None = None, checkpoint: str | None = None) ->
     return Picture(to_graphviz(G, title=title), G)
 
 
+def draw(net: Network, input: Any = None, *, level: str = "layer", grad: bool = False,
+         steps: int | None = None, **kw: Any) -> Picture:
+    """A picture of ``net``: unrolled over ``input`` (a sentence or (T, D) vectors; see
+    ``unrolled`` for the options), or the model graph when no input is given."""
+    if input is None:
+        return model(net)
+    return unrolled(net, input, level=level, grad=grad, steps=steps, **kw)
+
+
 def _check_level(level: str) -> None:
     if level not in LEVELS:
         raise RenderError(f"unknown level {level!r}", hint="choose layer, cell or op")
@@ -237,6 +246,7 @@ __all__ = [
     "Trace",
     "dot_available",
     "default_sentence",
+    "draw",
     "gradient_norms",
     "graph_of_trace",
     "load_target",

@@ -100,7 +100,7 @@ def load_target(
     if checkpoint is None and isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
         checkpoint = os.fspath(spec)
     if checkpoint:
-        from ..run import load_run
+        from ..prepare import load_run
 
         if not Path(checkpoint).is_dir():
             raise RenderError(
@@ -123,7 +123,7 @@ def load_target(
             '"srnn(d=8) |> last"',
         )
     from .. import lang
-    from ..run import prepare
+    from ..prepare import prepare
 
     checked = lang.load(str(path))
     if checked.train is not None:

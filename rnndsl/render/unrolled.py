@@ -22,7 +22,7 @@ attention, loss) and ``norm`` / ``weight`` where they apply.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import networkx as nx
@@ -128,26 +128,11 @@ class UnrolledBuilder:
                 continue
             kind = self.graph.nodes[n]["kind"]
             preds = ordered_inputs(self.graph, n)
-            if kind == "input":
-                self._input(n)
-            elif kind == "split":
-                raise RenderError(
-                    f"{n} splits sentences into spans; the unrolled picture "
-                    "draws one level of sequence only",
-                    hint="use --model",
-                )
-            elif n not in self.owners and kind not in ("softmax", "crf") and len(preds) == 1:
+            draw, identity_ok = DRAW[kind]
+            if identity_ok and n not in self.owners and len(preds) == 1:
                 self._pass_through(n, preds[0])  # ran as the identity (dropout at evaluation)
-            elif kind == "embed":
-                self._embed(n, preds[0])
-            elif kind == "rnn":
-                self._rnn(n, preds[0])
-            elif kind == "pool":
-                self._pool(n, preds[0])
-            elif kind == "crf":
-                self._crf(n, preds[0])
             else:
-                self._positionwise(n, preds)
+                draw(self, n, preds)
         self._loss()
         G = self.G
         G.graph.update(
@@ -526,6 +511,31 @@ class UnrolledBuilder:
         value = pred[0] if p is None else (pred[p] if p < len(pred) else None)
         return "" if value is None else small(f"→ {esc(value)}")
 
+
+
+def _no_split(b: UnrolledBuilder, n: str, preds: list[str]) -> None:
+    raise RenderError(
+        f"{n} splits sentences into spans; the unrolled picture draws one level of sequence only",
+        hint="use --model",
+    )
+
+
+# How each IR kind is drawn: (draw(builder, node, its inputs), whether a node of the kind that
+# left nothing on the tape, with one input, is drawn as the identity it ran as). The meta-test
+# (tests/test_tables.py) holds this table to lang.ir.NODE_KINDS.
+DRAW: dict[str, tuple[Callable[[UnrolledBuilder, str, list[str]], None], bool]] = {
+    "input": (lambda b, n, preds: b._input(n), False),
+    "split": (_no_split, False),
+    "embed": (lambda b, n, preds: b._embed(n, preds[0]), True),
+    "rnn": (lambda b, n, preds: b._rnn(n, preds[0]), True),
+    "pool": (lambda b, n, preds: b._pool(n, preds[0]), True),
+    "crf": (lambda b, n, preds: b._crf(n, preds[0]), False),
+    "dropout": (UnrolledBuilder._positionwise, True),
+    "concat": (UnrolledBuilder._positionwise, True),
+    "linear": (UnrolledBuilder._positionwise, True),
+    "mlp": (UnrolledBuilder._positionwise, True),
+    "softmax": (UnrolledBuilder._positionwise, False),
+}
 
 def build_unrolled(
     trace: Trace,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,16 +367,15 @@ def _unrolled_svg(prep: Any, dev: list) -> tuple[str | None, str, str]:
     return svg, " ".join(words), ""
 
 
-def build_report(run_dir: str | Path, log: Callable[[str], None] = lambda s: None) -> str:
-    """The report page of a run directory as HTML text."""
+def build_report(run_dir: str | Path, prep: Any) -> str:
+    """The report page of a run directory as HTML text; ``prep`` is the run's network and data
+    with its best weights (``run.load_run``, or the trainer's at the end of a run)."""
     from .. import lang
-    from ..run import load_run
 
     run_dir = Path(run_dir)
     conf = _read_json(run_dir / "config.json")
     final = _read_json(run_dir / "metrics.json")
     history = _history(run_dir)
-    prep, _ = load_run(run_dir, log=log)
     spec_text = (run_dir / "spec.rnn").read_text("utf-8")
     summary = lang.summary_table(prep.spec, prep.data.sizes())
     kind = prep.data.kind
@@ -419,11 +418,10 @@ def build_report(run_dir: str | Path, log: Callable[[str], None] = lambda s: Non
             + "".join(parts) + "</main></body></html>\n")
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 log: Callable[[str], None] = lambda s: None) -> Path:
+def write_report(run_dir: str | Path, prep: Any, out: str | Path | None = None) -> Path:
     """Write the report of a run (default RUN_DIR/report.html) atomically; returns its path."""
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
-    text = build_report(run_dir, log)
+    text = build_report(run_dir, prep)
     checkpoint.atomic_write_text(path, text)
     return path
 

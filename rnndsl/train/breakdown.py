@@ -107,7 +107,8 @@ def epoch_lines(path: Path, history: Sequence[Mapping[str, Any]],
     tables; an ``eval_every`` line, which has a ``step``, without them).
 
     The tables of the last finished epoch are ``tables`` (None: kept like the others); those of
-    earlier epochs are kept from the file as it stands (a resumed run's earlier epochs keep theirs)."""
+    earlier epochs are kept from the file as it stands (so a resumed run's earlier epochs keep
+    theirs)."""
     earlier: dict[int, dict] = {}
     try:
         for line in Path(path).read_text("utf-8").splitlines():

@@ -92,13 +92,14 @@ class Optimizer:
             self.state.setdefault(name, {})[k] = xp.asarray(v)
 
 
-_FUSED = f"{__package__}.fused_cpu"  # optional Numba updates, one pass per parameter
-_FUSED_GPU = f"{__package__.rpartition('.')[0]}.nn.fused_gpu"  # CuPy kernels (Adam's too)
+_FUSED = "rnndsl.kernels.optim_cpu"  # optional Numba updates, one pass per parameter
+_FUSED_GPU = "rnndsl.kernels.gpu"  # CuPy kernels (Adam's too)
 _CHUNK = 1 << 16  # elements per block when a large update is shared among threads
 
 
 def _fused(*arrays: Any) -> Any:
-    """fused_cpu when every array is a C-contiguous float32 host array and Numba is there."""
+    """kernels.optim_cpu when every array is a C-contiguous float32 host array and Numba is
+    there."""
     if all(Bk.namespace_of(a) is Bk.host and a.dtype == Bk.host.float32
            and a.flags.c_contiguous for a in arrays):
         return Bk.fused_module(_FUSED)
@@ -106,7 +107,7 @@ def _fused(*arrays: Any) -> Any:
 
 
 def _fused_gpu(*arrays: Any) -> Any:
-    """fused_gpu when every array is a C-contiguous CuPy array of one dtype (kernels on)."""
+    """kernels.gpu when every array is a C-contiguous CuPy array of one dtype (kernels on)."""
     first = arrays[0]
     if Bk.namespace_of(first) is not Bk.host and all(
             a.dtype == first.dtype and a.flags.c_contiguous for a in arrays):

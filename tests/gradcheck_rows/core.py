@@ -97,6 +97,9 @@ ROWS = {
     "srnn_step": lambda: (  # the shrinking-prefix form: 2 of 3 sequences still run
         lambda xg, h, W: apply("srnn_step", xg, h, W, None, n=2, act="tanh")[0],
         (rn(2, 3, 2), rn(2, 3, 2), rn(2, 2, 2))),
+    "indrnn_step": lambda: (  # u (D, 1, H): one recurrent weight per unit
+        lambda xg, h, u: apply("indrnn_step", xg, h, u, _mask(3), act="relu")[0],
+        (away(2, 3, 2), rn(2, 3, 2), rn(2, 1, 2) * 0.3)),
     "gru_step": lambda: (
         lambda xg, h, W, b: apply("gru_step", xg, h, W, b, _mask(3))[0],
         (rn(2, 3, 6), rn(2, 3, 2), rn(2, 2, 6), rn(2, 1, 6))),

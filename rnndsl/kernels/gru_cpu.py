@@ -1,6 +1,6 @@
 """Fused CPU kernels for the GRU step's gate arithmetic (optional: Numba, float32 host arrays).
 
-The twin of fused_cpu.py's LSTM gates for both GRU forms, overriding the generic NumPy gate
+The twin of cells_cpu.py's LSTM gates for both GRU forms, overriding the generic NumPy gate
 arithmetic of kernels.py (a dozen whole-array calls forward and twice that backward, each a
 pass over a small (D, B, 3H) array) with one pass per row forward and one backward:
 
@@ -10,7 +10,7 @@ pass over a small (D, B, 3H) array) with one pass per row forward and one backwa
   ``gru_lecture_core``, the same contract as kernels._gru_lecture_core, its four gate stages
   compiled and the products left to NumPy's matmul.
 
-tanh is fused_cpu's Eigen approximation, sigma(x) = (tanh(x / 2) + 1) / 2. ``RNNDSL_FUSED=0``
+tanh is cells_cpu's Eigen approximation, sigma(x) = (tanh(x / 2) + 1) / 2. ``RNNDSL_FUSED=0``
 turns them off; tests/test_fused_gru.py checks them equal to the generic path.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from numba import njit
 
 from ..autodiff.backend import host as np
-from ..autodiff.fused_host import JIT_OPTIONS as _JIT
-from .fused_cpu import _rows, _sigmoid, _tanh
+from .cells_cpu import _rows, _sigmoid, _tanh
+from .ops_cpu import JIT_OPTIONS as _JIT
 
 F = np.float32
 

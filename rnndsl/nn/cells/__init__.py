@@ -1,8 +1,11 @@
 """Recurrent cells: s_i = R(s_{i-1}, x_i), y_i = O(s_i), each as ``step(params, carry, x_t)``.
 
-A cell knows its gate count, how to take one step with the fused op (``step``), the same step
-written with primitive ops (``reference_step``, used to check the fused op and to draw the op
-level), and how its weights map to PyTorch's nn.RNN / nn.LSTM / nn.GRU layouts.
+``CELLS`` maps each cell name to one cell object (a ``CellType``, one module per cell beside this
+file): its fused step op, the same step written with primitive ops (``reference``, used to check
+the fused op and to draw the op level) and its PyTorch layout. Its facts (gates, gate names,
+state parts, parameter count, picture) are its entry in ``rnndsl.lang.cells`` under the same
+name. ``Cell`` is a cell with its options, as a layer uses it; it asks the table and never
+branches on the kind.
 """
 
 from __future__ import annotations
@@ -10,60 +13,91 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..autodiff import functional as F
-from ..autodiff.ops import OPS, apply
-from ..autodiff.tensor import Tensor
-from ..errors import TorchStateError
-from . import kernels  # also registers the fused step ops
+from ...autodiff import functional as F
+from ...autodiff.backend import namespace_of
+from ...autodiff.ops import OPS, apply
+from ...autodiff.tensor import Tensor
+from ...lang.cells import CellDef, CellTemplate
+from .gru import GRUCell
+from .indrnn import IndRNNCell
+from .lstm import LSTMCell
+from .srnn import SRNNCell
+from .step import CellType, TorchLayout
+
+CELLS: dict[str, CellType] = {
+    c.name: c for c in (SRNNCell(), LSTMCell(), GRUCell(), IndRNNCell())
+}
 
 
 @dataclass(frozen=True)
 class Cell:
     """A recurrent cell type and its options.
 
-    kind: 'srnn' | 'lstm' | 'gru'; act: 'tanh' | 'relu' (srnn); reset: 'before' | 'after' (gru).
+    kind: a name of ``CELLS``; act: 'tanh' | 'relu' (srnn); reset: 'before' | 'after' (gru).
+    An option left out (None) takes the cell's default from the cell table, "tanh" / "before"
+    for a cell without that option.
     """
 
     kind: str
-    act: str = "tanh"
-    reset: str = "before"
+    act: str | None = None
+    reset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, fallback in (("act", "tanh"), ("reset", "before")):
+            if getattr(self, name) is None:
+                param = next((p for p in self.spec.params if p.name == name), None)
+                object.__setattr__(self, name, param.default if param else fallback)
+
+    @property
+    def type(self) -> CellType:
+        return CELLS[self.kind]
+
+    @property
+    def spec(self) -> CellDef:
+        return self.type.spec
 
     @property
     def gates(self) -> int:
-        return {"srnn": 1, "lstm": 4, "gru": 3}[self.kind]
+        return self.spec.gates
 
     @property
     def carries(self) -> tuple[str, ...]:
         """Names of the state parts: the LSTM state is [c; h], the others just h."""
-        return ("h", "c") if self.kind == "lstm" else ("h",)
+        return self.spec.carries
 
     @property
     def has_hidden_bias(self) -> bool:
         """Whether b_h enters the step itself (GRU reset-after) instead of the input projection."""
-        return self.kind == "gru" and self.reset == "after"
+        return self.type.hidden_bias(self)
 
     @property
     def gate_names(self) -> tuple[str, ...]:
-        return {"srnn": ("a",), "lstm": ("i", "f", "o", "z"), "gru": ("r", "z", "n")}[self.kind]
+        return self.spec.gate_names
 
     @property
-    def torch_module(self) -> str:
-        return {"srnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.kind]
+    def torch_module(self) -> str | None:
+        return self.type.torch.module if self.type.torch else None
+
+    @property
+    def picture(self) -> CellTemplate:
+        """The picture of one step at the cell level (rnndsl.render)."""
+        return self.spec.picture({"act": self.act, "reset": self.reset})
+
+    def recurrent_rows(self, d: int) -> int:
+        """Rows of the recurrent weight: d for a matrix W^s (d, G), 1 for a vector u (1, G)."""
+        return 1 if self.spec.diagonal else d
+
+    def forget_gate(self) -> tuple[int, float] | None:
+        """(gate block, sign) that the ``forget_bias`` option initialises, or None."""
+        return self.type.forget_gate(self)
 
     # --- one step -------------------------------------------------------------------------------
     def step_call(self, params: dict[str, Any], carry: tuple, xg: Any, mask: Any,
                   n: int | None = None) -> tuple[str, tuple, dict]:
         """(op name, arguments, static options) of the fused op for one time step."""
-        W = params["W_hh"]
         if n is not None:
             mask = None
-        if self.kind == "lstm":
-            return "lstm_step", (xg, carry[0], carry[1], W, mask), {"n": n}
-        if self.kind == "srnn":
-            return "srnn_step", (xg, carry[0], W, mask), {"n": n, "act": self.act}
-        if self.reset == "after":
-            return "gru_step", (xg, carry[0], W, params["b_hh"], mask), {"n": n}
-        return "gru_lecture_step", (xg, carry[0], W, mask), {"n": n}
+        return self.type.step_call(self, params, carry, xg, mask, n)
 
     def step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
              n: int | None = None) -> tuple:
@@ -79,9 +113,7 @@ class Cell:
     def small_step(self, xp: Any, params: dict[str, Any], rows: int) -> Any:
         """A faster tape-free step f(xg, *carry, W) -> carry for a few rows (directions x
         sequences) where every sequence runs (no mask), or None: the LSTM's fused kernel."""
-        if self.kind != "lstm":
-            return None
-        return kernels.lstm_small_step_kernel(xp, params["W_hh"], rows)
+        return self.type.small_step(xp, params, rows)
 
     def step_arrays(self, xp: Any, params: dict[str, Any], carry: tuple, xg: Any, mask: Any,
                     n: int | None = None) -> tuple:
@@ -92,32 +124,7 @@ class Cell:
     def reference_step(self, params: dict[str, Tensor], carry: tuple, xg: Tensor, mask: Any,
                        n: int | None = None):
         """The same step from primitive ops only (matmul, sigmoid, tanh, mul, add, where)."""
-        W = params["W_hh"]
-        h = carry[0]
-        H = h.shape[-1]
-        if self.kind == "srnn":
-            a = xg + F.matmul(h, W)
-            new = (F.tanh(a) if self.act == "tanh" else F.relu(a),)
-        elif self.kind == "lstm":
-            c = carry[1]
-            a = xg + F.matmul(h, W)
-            i = F.sigmoid(a[..., :H])
-            f = F.sigmoid(a[..., H : 2 * H])
-            o = F.sigmoid(a[..., 2 * H : 3 * H])
-            z = F.tanh(a[..., 3 * H :])
-            c_new = f * c + i * z
-            new = (o * F.tanh(c_new), c_new)
-        elif self.reset == "after":
-            hh = F.matmul(h, W) + params["b_hh"]
-            r = F.sigmoid(xg[..., :H] + hh[..., :H])
-            z = F.sigmoid(xg[..., H : 2 * H] + hh[..., H : 2 * H])
-            n = F.tanh(xg[..., 2 * H :] + r * hh[..., 2 * H :])
-            new = ((1.0 - z) * n + z * h,)
-        else:
-            rz = F.sigmoid(xg[..., : 2 * H] + F.matmul(h, W[..., : 2 * H]))
-            r, z = rz[..., :H], rz[..., H:]
-            n = F.tanh(xg[..., 2 * H :] + F.matmul(r * h, W[..., 2 * H :]))
-            new = ((1.0 - z) * h + z * n,)
+        new = self.type.reference(self, params, carry, xg)
         if mask is not None:
             new = tuple(F.where(mask, s, old) for s, old in zip(new, carry))
         return new, new[0]
@@ -125,17 +132,13 @@ class Cell:
     # --- PyTorch layouts ------------------------------------------------------------------------
     def torch_block_order(self) -> list[int]:
         """Our gate block k comes from PyTorch's gate block order[k]."""
-        if self.kind == "lstm":
-            return [0, 1, 3, 2]  # torch (i, f, g, o) -> ours (i, f, o, z=g)
+        layout = self.type.torch
+        if layout is not None and layout.block_order is not None:
+            return list(layout.block_order)
         return list(range(self.gates))
 
     def check_torch_compatible(self) -> None:
-        if self.kind == "gru" and self.reset == "before":
-            raise TorchStateError(
-                "this GRU is the lecture's form (reset gate before the matrix), "
-                "which PyTorch's nn.GRU does not compute",
-                hint='use gru(d=..., reset="after") for PyTorch/cuDNN-compatible weights',
-            )
+        self.type.check_torch(self)
 
 
 def permute_blocks(a: Any, order: list[int], axis: int) -> Any:
@@ -155,8 +158,6 @@ def _split(a: Any, n: int, axis: int) -> list[Any]:
 
 
 def _concat(parts: list[Any], axis: int) -> Any:
-    from ..autodiff.backend import namespace_of
-
     return namespace_of(parts[0]).concatenate(parts, axis=axis)
 
 
@@ -165,3 +166,6 @@ def inverse_order(order: list[int]) -> list[int]:
     for k, j in enumerate(order):
         inv[j] = k
     return inv
+
+
+__all__ = ["CELLS", "Cell", "CellType", "TorchLayout", "inverse_order", "permute_blocks"]

@@ -17,7 +17,7 @@ writes (the output): p = t for the forward direction, p = len_b - 1 - t for the 
 state of the ended ones; a sorted batch packs the running rows first and computes only those).
 
 Gates as in kernels.py: LSTM (i, f, o, z), GRU (r, z, n); sigma(x) = (tanh(x / 2) + 1) / 2.
-float32 uses the Eigen tanh of fused_cpu.py, float64 NumPy's. Importing this module raises
+float32 uses the Eigen tanh of cells_cpu.py, float64 NumPy's. Importing this module raises
 ImportError when the library or a symbol is missing; the layer then runs the per-step path.
 """
 
@@ -32,8 +32,8 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..autodiff.backend import host as np
-from ..autodiff.fused_host import JIT_OPTIONS as _JIT
-from .fused_cpu import _tanh as _tanh_fast
+from .cells_cpu import _tanh as _tanh_fast
+from .ops_cpu import JIT_OPTIONS as _JIT
 
 SGEMM, DGEMM = "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"
 SET_THREADS, GET_THREADS = "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"
@@ -86,7 +86,7 @@ SRNN_TANH, SRNN_RELU, LSTM, GRU_AFTER, GRU_BEFORE = 0, 1, 2, 3, 4
 
 
 def th(x):
-    """tanh for the kernels: fused_cpu's Eigen approximation in float32, libm's in float64
+    """tanh for the kernels: cells_cpu's Eigen approximation in float32, libm's in float64
     (picked at compile time by the argument's type)."""
     return np.tanh(x)
 

@@ -1,8 +1,8 @@
 """Fused CPU kernels for a step's gate arithmetic (optional: needs Numba, float32 only).
 
-The generic step ops in kernels.py do the LSTM gate arithmetic as about ten NumPy calls forward
-and twenty backward, each a pass over a small (D, B, 4H) array; NumPy's float32 tanh is also a
-slow loop on this kind of CPU (about 3 ns per element on an AVX2 EPYC, measured). Here each
+The generic step op in nn/cells/lstm.py does the LSTM gate arithmetic as about ten NumPy calls
+forward and twenty backward, each a pass over a small (D, B, 4H) array; NumPy's float32 tanh is
+also a slow loop on this kind of CPU (about 3 ns per element on an AVX2 EPYC, measured). Here each
 direction of a step is one pass that reads the pre-activations once and writes the activated
 gates, c, tanh(c) and h; the backward pass is one more. tanh is Eigen's rational approximation
 (`generic_fast_tanh_float`, max error 3.3e-7 against float64 tanh on [-10, 10], measured), which
@@ -11,7 +11,7 @@ LLVM vectorizes with AVX2; sigma(x) = (tanh(x / 2) + 1) / 2.
 No threads: Numba's thread pool and OpenBLAS's fight over 2 cores (measured: 16x slower).
 ``error_model='numpy'`` drops Python's zero-division check, without which the loops do not
 vectorize; the fast-math flags leave out "no NaNs", so a NaN still reaches the loss check.
-The kernels override the generic ones (`kernels.lstm_gate_kernels`) for float32 host arrays
+The kernels override the generic ones (`nn.cells.lstm.lstm_gate_kernels`) for float32 host arrays
 when Numba imports; ``RNNDSL_FUSED=0`` turns them off, and tests/test_fused.py checks them
 equal to the generic path.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 from numba import njit
 
 from ..autodiff.backend import host as np
-from ..autodiff.fused_host import JIT_OPTIONS as _JIT
+from .ops_cpu import JIT_OPTIONS as _JIT
 
 F = np.float32
 
@@ -107,7 +107,7 @@ def _rows(x, H):
 
 
 def lstm_gates_forward(xp, a, c):
-    """Same contract as kernels._lstm_gates_forward: activates a in place, returns
+    """Same contract as nn.cells.lstm._lstm_gates_forward: activates a in place, returns
     (c_new, tanh(c_new), h_new)."""
     H = c.shape[-1]
     out = np.empty((3,) + c.shape, dtype=a.dtype)  # one allocation for the three results
@@ -118,7 +118,7 @@ def lstm_gates_forward(xp, a, c):
 
 
 def lstm_gates_backward(xp, a, c, tc, gh, gc):
-    """Same contract as kernels._lstm_gates_backward: (da, dL/dc_prev)."""
+    """Same contract as nn.cells.lstm._lstm_gates_backward: (da, dL/dc_prev)."""
     H = c.shape[-1]
     zeros = None
     if gh is None or gc is None:

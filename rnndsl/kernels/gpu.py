@@ -1,6 +1,6 @@
 """Fused GPU kernels for a recurrent step and the optimizer (CuPy; float32 and float64).
 
-The generic step ops in kernels.py spell the LSTM gates as about ten array calls forward and
+The generic step ops in nn/cells/ spell the LSTM gates as about ten array calls forward and
 twenty backward, and on a GPU each call is a kernel launch (plus CuPy's Python dispatch) over a
 tiny (D, B, 4H) array: at a tagger's sizes the host's launching, not the arithmetic, is the
 step. Here a step's gates are one ElementwiseKernel forward and one backward, each thread
@@ -8,8 +8,9 @@ handling one (row, unit) element and its gates, and the gradient product d W^T g
 strided-batched GEMM directly (CuPy's matmul copies the transposed W first). Same contracts and
 arithmetic as the generic functions (sigma(x) = (tanh(x / 2) + 1) / 2), tested equal to them on
 CuPy in tests/test_fused_gpu.py; they override the generic ones for contiguous CuPy arrays
-(`kernels.lstm_gate_kernels`, `kernels.gru_gate_kernels`, `kernels._times_wt`) unless
-``RNNDSL_FUSED=0``. Adam and lazy Adam are the GPU twins of train/fused_cpu.py. CuPy itself is
+(`nn.cells.lstm.lstm_gate_kernels`, `nn.cells.gru.gru_gate_kernels`,
+`nn.cells.step.times_wt`) unless
+``RNNDSL_FUSED=0``. Adam and lazy Adam are the GPU twins of kernels/optim_cpu.py. CuPy itself is
 reached through the arrays' namespace ``xp`` and autodiff/backend.py, never imported here.
 
 Host time per call, measured on an H100 machine in one process (median of 5 x 1000 calls):
@@ -145,15 +146,15 @@ def _flat(xp, a):
 
 
 def lstm_gates_forward(xp, a, c):
-    """Same contract as kernels._lstm_gates_forward: activates a (contiguous) in place, returns
-    (c_new, tanh(c_new), h_new)."""
+    """Same contract as nn.cells.lstm._lstm_gates_forward: activates a (contiguous) in place,
+    returns (c_new, tanh(c_new), h_new)."""
     out = xp.empty((3,) + c.shape, dtype=a.dtype)  # one allocation for the three results
     kernel(xp, "lstm_forward")(c, c.shape[-1], a.reshape(-1), out[0], out[1], out[2])
     return out[0], out[1], out[2]
 
 
 def lstm_gates_backward(xp, a, c, tc, gh, gc):
-    """Same contract as kernels._lstm_gates_backward: (da, dL/dc_prev)."""
+    """Same contract as nn.cells.lstm._lstm_gates_backward: (da, dL/dc_prev)."""
     da = xp.empty(a.shape, dtype=a.dtype)
     gc_prev = xp.empty(c.shape, dtype=a.dtype)
     kernel(xp, "lstm_backward")(_flat(xp, a), c, tc, _zero_or(xp, gh, a), _zero_or(xp, gc, a),
@@ -162,7 +163,7 @@ def lstm_gates_backward(xp, a, c, tc, gh, gc):
 
 
 def gru_gates_forward(xp, xg, hh, h):
-    """Same contract as kernels._gru_gates_forward: (saved for the backward, h_new)."""
+    """Same contract as nn.cells.gru._gru_gates_forward: (saved for the backward, h_new)."""
     s = xp.empty(hh.shape, dtype=hh.dtype)
     h_new = xp.empty(h.shape, dtype=h.dtype)
     kernel(xp, "gru_forward")(_flat(xp, xg), _flat(xp, hh), h, h.shape[-1], s.reshape(-1), h_new)
@@ -170,7 +171,7 @@ def gru_gates_forward(xp, xg, hh, h):
 
 
 def gru_gates_backward(xp, saved, hh, h, gh):
-    """Same contract as kernels._gru_gates_backward: (dL/dxg, dL/dhh, gh * z)."""
+    """Same contract as nn.cells.gru._gru_gates_backward: (dL/dxg, dL/dhh, gh * z)."""
     dxg = xp.empty(saved.shape, dtype=saved.dtype)
     dhh = xp.empty(saved.shape, dtype=saved.dtype)
     gh_z = xp.empty(h.shape, dtype=h.dtype)
@@ -233,7 +234,7 @@ def step_product_t(xp, d, W):
 
 
 def adam_flat(p, g, m, v, b1, b2, step, inv_bc2, eps):
-    """Adam in place on same-shaped contiguous arrays (the fused_cpu.adam_flat contract, with
+    """Adam in place on same-shaped contiguous arrays (the optim_cpu.adam_flat contract, with
     the scalars as Python floats: CuPy casts them to the arrays' type, where a NumPy float32
     scalar would take part in deciding it)."""
     kernel(Bk.namespace_of(p), "adam")(g, b1, b2, step, inv_bc2, eps, p, m, v)

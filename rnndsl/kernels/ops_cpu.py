@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from numba import njit
 
-from .backend import host as np
+from ..autodiff.backend import host as np
 
 F = np.float32
-JIT_OPTIONS = dict(fastmath={"contract", "arcp", "afn", "reassoc"},  # also nn/fused_cpu.py
+JIT_OPTIONS = dict(fastmath={"contract", "arcp", "afn", "reassoc"},  # all of kernels/
                    boundscheck=False, error_model="numpy", cache=True)
 
 

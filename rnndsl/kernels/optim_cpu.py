@@ -14,7 +14,7 @@ from __future__ import annotations
 from numba import njit
 
 from ..autodiff.backend import host as np
-from ..autodiff.fused_host import JIT_OPTIONS as _JIT
+from .ops_cpu import JIT_OPTIONS as _JIT
 
 F = np.float32
 
