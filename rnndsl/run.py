@@ -186,6 +186,8 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
         test = evaluate(trainer.net, data, data.test, trainer.s, trainer.needs,
                         write=run_dir / f"predictions.test.{ext}" if ext else None)
         final.update({f"test_{k}": v for k, v in test.items()})
+    if prep.spec.eval is not None:  # the spec's eval statement: its split, its metrics
+        final.update(eval_statement(prep.spec.eval, final, trainer, log))
     final["epochs"] = len(trainer.state.history)
     final["train_seconds"] = round(sum(r["seconds"] for r in trainer.state.history), 1)
     checkpoint.atomic_write_text(run_dir / "metrics.json", json.dumps(final, indent=1))
@@ -198,6 +200,22 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
     except RnnError as e:  # the run itself is complete; say why its page is missing
         log(f"warning: no report.html ({e.message}); `rnndsl report {run_dir}` retries")
     return final
+
+
+def eval_statement(ev: Any, final: Mapping[str, Any], trainer: Trainer,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """The spec's `eval` statement after training, with the selected weights: the metrics it
+    names on its split (dev: the figures just computed; train: evaluated now), logged and kept
+    in metrics.json as ``eval_<split>_<metric>``."""
+    data = trainer.data
+    if ev.split == "dev":
+        res = {k[len("dev_"):]: v for k, v in final.items() if k.startswith("dev_")}
+    else:
+        res = evaluate(trainer.net, data, data.train, trainer.s, trainer.needs)
+    chosen = {m: res[m] for m in ev.metrics if m in res}
+    log(f"eval {ev.model} on {ev.data} ({ev.split}): "
+        + ", ".join(f"{m} {v:.4g}" for m, v in chosen.items()))
+    return {f"eval_{ev.split}_{m}": v for m, v in chosen.items()}
 
 
 def plot_curve(run_dir: Path, history: list[dict]) -> None:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+import rnndsl
 from rnndsl import lang
 from rnndsl.lang import catalogue as C
 from rnndsl.lang.check import EvalConfig, OutputConfig, TrainConfig
@@ -150,3 +151,23 @@ def test_predictions_for_a_language_model_is_an_error(tmp_path):
                  "output { plot = false; predictions = true }\n")
     (d,) = lang.check_file(p)
     assert d.kind == "BadValue" and "no predictions" in d.message and d.span.line == 4
+
+
+def test_the_eval_statement_takes_effect_on_its_split_and_metrics(tmp_path):
+    spec = toy(tmp_path, "eval model on toy { metrics = [loss]; split = train }")
+    final = run(spec, out=str(tmp_path / "r"), log=quiet)
+    assert set(k for k in final if k.startswith("eval_")) == {"eval_train_loss"}
+    assert final["eval_train_loss"] > 0
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["eval_train_loss"] == final["eval_train_loss"]
+    spec = toy(tmp_path, "eval model on toy { metrics = [accuracy] }")  # split = dev
+    final = run(spec, out=str(tmp_path / "r2"), log=quiet)
+    assert final["eval_dev_accuracy"] == final["dev_accuracy"]
+
+
+def test_an_eval_statement_of_another_model_is_an_error(tmp_path):
+    text = TOY.format(train="", output="") + "other = embed(toy.words, d=4) |> gru(d=4) |> last " \
+        "|> softmax(toy.labels)\neval other on toy { metrics = [accuracy] }\n"
+    (tmp_path / "two.rnn").write_text(text)
+    diags = rnndsl.check(str(tmp_path / "two.rnn"))
+    assert any("evaluates the model it trains" in d.message for d in diags), diags

@@ -392,10 +392,12 @@ EVAL_SETTINGS: dict[str, SettingDef] = {
             "metrics",
             ListOf(Enum(METRICS), 1),
             None,
-            "what to report (default: perplexity for language models, f1 for chunk tags, "
-            "else accuracy)",
+            "what `rnndsl run` reports after training, with the selected weights, as "
+            "eval_<split>_<metric> in metrics.json (default: perplexity for language models, "
+            "f1 and accuracy for chunk tags, else accuracy)",
         ),
-        SettingDef("split", Enum(("dev", "train")), "dev", "which split to evaluate"),
+        SettingDef("split", Enum(("dev", "train")), "dev",
+                   "which split the eval statement scores"),
     )
 }
 

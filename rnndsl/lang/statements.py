@@ -295,6 +295,16 @@ class Checker:
         models: dict[str, nx.DiGraph] = {}
         train_cfg = self._train(train, models) if train else None
         eval_cfg = self._eval(evals, models) if evals else None
+        if train_cfg is not None and evals is not None and \
+                (evals.model.name, evals.data.name) != (train_cfg.model, train_cfg.data):
+            self.report(
+                "BadValue",
+                f"eval {evals.model.name} on {evals.data.name}: `rnndsl run` evaluates the model "
+                f"it trains, {train_cfg.model} on {train_cfg.data}",
+                evals.span,
+                f"write `eval {train_cfg.model} on {train_cfg.data} {{ ... }}`, or evaluate "
+                "another trained run with `rnndsl eval RUN FILE`",
+            )
         output_cfg = self._output(output) if output else None
         result = dict(
             data=data,
