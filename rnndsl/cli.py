@@ -175,15 +175,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     spec = lang.load(args.spec)
     sizes = None
+    failed: RnnError | None = None
     if not args.no_data and spec.train is not None:
         from .run import prepare  # noqa: PLC0415
 
         try:
             prep = prepare(spec, log=lambda s: None)
             sizes = prep.data.sizes()
-        except RnnError as e:
-            print(f"note: sizes from the data are unknown ({e.message})", file=sys.stderr)
+        except RnnError as e:  # the spec is fine, its data is not: still an error
+            failed = e
     print(lang.summary_table(spec, sizes))
+    if failed is not None:
+        print(failed.format(), file=sys.stderr)
+        print(f"the data of {args.spec} cannot be read (sizes shown as ?); "
+              "`check --no-data` checks the spec alone", file=sys.stderr)
+        return failed.exit_code
     return 0
 
 

@@ -19,8 +19,9 @@ import networkx as nx
 
 from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
+from .data.readers import check_tag_scheme
 from .data.vocab import Vocab
-from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError
+from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError, source_lines
 from .nn.network import Network
 from .train import checkpoint
 from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
@@ -86,7 +87,7 @@ class Prepared:
 def no_train_statement(spec: Any) -> SpecError:
     """`run` on a checked spec that declares models but no training: a spec error at the
     file's last line, the hint naming its last definition and its first dataset."""
-    lines = spec.source.splitlines() or [""]
+    lines = source_lines(spec.source.rstrip("\n")) or [""]
     span = Span(len(lines), 1, len(lines), len(lines[-1]) + 1, path=spec.path)
     model = list(spec.definitions)[-1] if spec.definitions else "MODEL"
     data = next(iter(spec.data), "DATA")
@@ -132,6 +133,8 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for n, a in graph.nodes(data=True):  # scheme=auto means the data's declared scheme
         if a["kind"] == "crf" and a.get("params", {}).get("scheme", "auto") == "auto":
             a["params"] = {**a["params"], "scheme": data.scheme}
+        if a["kind"] == "crf":  # a tag the scheme cannot read, at its file and line
+            check_tag_scheme([*data.train, *data.dev], str(a["params"].get("scheme", "none")))
     init_name, init_args = call_parts(getattr(cfg, "init", None), "default")
     scale = None
     if init_name == "uniform":

@@ -14,7 +14,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import Diagnostic, SpecError
+from .. import limits
+from ..errors import Diagnostic, SpecError, normalize_source
 from . import catalogue, syntax, types
 from .check import (
     CheckedSpec,
@@ -75,6 +76,7 @@ def check_text(
     the diagnostics (with the source attached, so ``str(d)`` shows the line) say what is wrong."""
     if base_dir is None:
         base_dir = Path(path).parent if not path.startswith("<") else Path.cwd()
+    text = normalize_source(text)  # what the parser reads, so the diagnostics show its lines
     try:
         spec = parse(text, path)
     except SpecError as e:
@@ -84,8 +86,18 @@ def check_text(
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[str | None, Diagnostic | None]:
+    why = limits.not_regular(path)
+    if why is not None:
+        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {why}")
     try:
-        return Path(path).read_text(encoding="utf-8"), None
+        with open(path, "rb") as f:
+            raw = f.read(limits.MAX_SPEC_BYTES + 1)
+        if len(raw) > limits.MAX_SPEC_BYTES:
+            size = limits.over(
+                "its size in bytes", os.path.getsize(path), limits.MAX_SPEC_BYTES, "MAX_SPEC_BYTES"
+            )
+            return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {size}")
+        return raw.decode("utf-8"), None
     except FileNotFoundError:
         return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: no such file")
     except IsADirectoryError:

@@ -23,6 +23,7 @@ from typing import Any
 
 import networkx as nx
 
+from .. import limits
 from ..errors import Diagnostic, ShapeError, Span, SpecError, did_you_mean
 from . import catalogue as C
 from . import syntax as S
@@ -190,14 +191,18 @@ def _arg_span(args: Sequence[S.Arg], name: str, default: Span) -> Span:
 
 
 def _first_line(path: str, skip_blank: bool = True) -> str | None:
+    if limits.not_regular(path) is not None:  # a FIFO would block here; the reader says why
+        return None
     try:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as raw:
-            for _ in range(1000):
+            for i in range(1000):
                 line = raw.readline(1 << 20)
                 if not line:
                     return None
                 text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                if i == 0:
+                    text = text.removeprefix("\ufeff")  # the readers drop a BOM too
                 if text.strip() or not skip_blank:
                     return text
     except (OSError, EOFError, ValueError):
@@ -226,7 +231,8 @@ def vector_dim(path: str, fmt: str) -> int | None:
         return None
     parts = first.split()
     if fmt in ("word2vec", "word2vec-bin"):
-        return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+        ok = len(parts) == 2 and parts[1].isdigit() and len(parts[1]) <= 18
+        return int(parts[1]) if ok else None
     return len(parts) - 1 if len(parts) > 1 else None
 
 
@@ -603,9 +609,11 @@ class Checker:
                 if header is None:
                     continue
                 delim = "\t" if a["format"] == "tsv" else ","
-                columns = [
-                    c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delim))
-                ]
+                try:
+                    row = next(csv.reader(io.StringIO(header), delimiter=delim), [])
+                except csv.Error:  # the reader reports the malformed line with its place
+                    continue
+                columns = [c.strip() for c in row]
                 for key in ("label_column", "text_column"):
                     if a[key] not in columns:
                         ok = False
