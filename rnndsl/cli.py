@@ -16,6 +16,23 @@ from collections.abc import Sequence
 from .errors import RnnError, SpecError
 
 
+def _int_in(lo: int, hi: int):
+    """An argparse type: an int in [lo, hi], else a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo:,}, {hi:,}], got {value:,}")
+        return value
+    return parse
+
+
+_COUNT = _int_in(1, 1_000_000_000)
+_SEED = _int_in(0, 2**63 - 1)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rnndsl",
@@ -30,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train the model a spec declares and evaluate it on dev")
     r.add_argument("spec", nargs="?", help="the .rnn spec (not needed with --resume)")
     r.add_argument("--out", help="run directory (default runs/<spec>-<timestamp>)")
-    r.add_argument("--epochs", type=int, help="override the spec's epochs")
-    r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--epochs", type=_COUNT, help="override the spec's epochs")
+    r.add_argument("--seed", type=_SEED, help="override the spec's seed")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,10 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="train all layers together (overrides the spec)")
     r.add_argument("--profile", action="store_true",
                    help="print where the training time went (data, forward, backward, ...)")
-    r.add_argument("--limit", type=int, default=None, metavar="N",
+    r.add_argument("--limit", type=_COUNT, default=None, metavar="N",
                    help="use only N training and dev examples, spread evenly over each file (a "
                         "language model's text: its first N lines); a quick smoke run")
-    r.add_argument("--workers", type=int, default=1,
+    r.add_argument("--workers", type=_int_in(1, 1024), default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
 
@@ -77,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--level", choices=["layer", "cell", "op"], default="layer")
     rd.add_argument("--grad", action="store_true", help="colour states by ||dL/ds_t||")
     rd.add_argument("--checkpoint", metavar="RUN_DIR", help="use a trained run's weights")
-    rd.add_argument("--steps", type=int, default=None, help="fold the middle of long inputs")
+    rd.add_argument("--steps", type=_COUNT, default=None, help="fold the middle of long inputs")
     rd.add_argument("-o", "--output", required=True, help="FILE.svg|png|pdf|dot")
 
     gf = sub.add_parser("gradflow", help="per-step gradient norms ||dL/ds_t|| as a table + plot")
@@ -185,6 +202,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         except RnnError as e:  # the spec is fine, its data is not: still an error
             failed = e
     print(lang.summary_table(spec, sizes))
+    batch = spec.train.batch if spec.train is not None else 32
+    for g in spec.models.values():
+        est = lang.resources.estimate(g, batch, sizes)
+        print(lang.resources.describe(est, lang.resources.machine_memory()))
     if failed is not None:
         print(failed.format(), file=sys.stderr)
         print(f"the data of {args.spec} cannot be read (sizes shown as ?); "

@@ -24,6 +24,8 @@ MAX_NUMBER_CHARS = 64  # characters of one number literal
 MAX_NAME_CHARS = 256  # characters of one name
 MAX_PATH_CHARS = 4_096  # characters of a path given in a spec
 
+MAX_COUNT = 1_000_000_000  # any count a spec gives: epochs, batch, bptt, min_count, size, ...
+
 # -- models -----------------------------------------------------------------------------------
 MAX_PARAMETERS = 2_000_000_000  # parameters of one model (8 GB of float32)
 MAX_STACK = 64  # stack(k)

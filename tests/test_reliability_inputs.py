@@ -228,3 +228,47 @@ def test_diagnostic_window_keeps_the_caret_under_the_column():
     text, caret = d.format().split("\n")[1:3]
     at = caret.index("^")
     assert text[at : at + 3] == "BAD" and caret.count("^") == 3
+
+
+# -- settings and model size ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, words",
+    [("seed = -5", "seed must be >= 0"), ("epochs = 10000000000", "epochs must be <= ")],
+)
+def test_integer_settings_have_ranges(spec_dir, setting, words):
+    (d,) = errors_of(BASE.replace("epochs = 2", setting), spec_dir)
+    assert d.kind == "OutOfRange" and words in d.message and d.span.line == 4
+
+
+def test_synthetic_size_is_bounded(tmp_path):
+    (d,) = errors_of("data s = synthetic(size=1000000000000)\n", tmp_path)
+    assert d.kind == "OutOfRange" and "size" in d.message
+
+
+def test_cli_integer_options_are_checked(spec_dir, capsys):
+    (spec_dir / "x.rnn").write_text(BASE)
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(spec_dir / "x.rnn"), "--seed", "-5"])
+    assert e.value.code == 2 and "--seed: must be in [0" in capsys.readouterr().err
+
+
+def test_model_too_large_for_parameters_is_refused_at_check(spec_dir, capsys):
+    text = BASE.replace("bilstm(d=8)", "bilstm(d=100000) |> stack(64)")
+    (d,) = errors_of(text, spec_dir)
+    assert d.kind == "ModelTooLarge" and "MAX_PARAMETERS" in d.message and d.span.line == 3
+
+
+def test_model_too_large_for_memory(spec_dir, monkeypatch):
+    from rnndsl.lang import resources
+
+    monkeypatch.setattr(resources, "machine_memory", lambda: 1024**2)  # a 1 MiB machine
+    (d,) = errors_of(BASE.replace("batch = 4", "batch = 512"), spec_dir)
+    assert d.kind == "ModelTooLarge" and "per training step" in d.message
+
+
+def test_check_prints_the_memory_estimate(spec_dir, capsys):
+    (spec_dir / "x.rnn").write_text(BASE)
+    assert main(["check", str(spec_dir / "x.rnn")]) == 0
+    assert "Estimated memory per training step:" in capsys.readouterr().out

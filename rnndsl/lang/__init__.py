@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import limits
 from ..errors import Diagnostic, SpecError, normalize_source
-from . import catalogue, syntax, types
+from . import catalogue, resources, syntax, types
 from .check import (
     CheckedSpec,
     DataDecl,
@@ -82,6 +82,10 @@ def check_text(
     except SpecError as e:
         return None, [replace(d, source=text) for d in e.diagnostics]
     checked, diags = check_spec(spec, text, base_dir)
+    if checked is not None:
+        too_large = resources.diagnostics(checked)  # parameters and memory of each model
+        if too_large:
+            checked, diags = None, sorted([*diags, *too_large], key=Diagnostic.sort_key)
     return checked, [replace(d, source=text) for d in diags]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import limits
 from . import types as T
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +64,11 @@ def _num(x: float | None) -> str:
 
 
 ANY = Range()
-POSITIVE_INT = Range(lo=1)
+# Every integer has a range (rnndsl.limits): a count of 10**30 or a seed of -5 is an error at its
+# place in the spec, not an internal error or a run that never ends.
+POSITIVE_INT = Range(lo=1, hi=limits.MAX_COUNT)
+SEED = Range(lo=0, hi=2**63 - 1)  # NumPy's seeds are non-negative
+COLUMN = Range(lo=-1_000, hi=1_000)
 # Sizes drive memory: a typo like d=1000000000 is an error here, not an out-of-memory later.
 SIZE = Range(lo=1, hi=100_000)
 DEPTH = Range(lo=1, hi=64)
@@ -313,11 +318,12 @@ READERS: dict[str, ReaderDef] = {
             (
                 _TRAIN,
                 _DEV,
-                Param("word_column", Int(), 0, "column of the word (0-based)"),
-                Param("tag_column", Int(), -1, "column of the tag; negative counts from the end"),
+                Param("word_column", Int(COLUMN), 0, "column of the word (0-based)"),
+                Param("tag_column", Int(COLUMN), -1,
+                      "column of the tag; negative counts from the end"),
                 Param(
                     "feature_column",
-                    OneOf((Int(), Nothing())),
+                    OneOf((Int(COLUMN), Nothing())),
                     None,
                     "a column read as the `feats` input field (e.g. 1, the POS tag of CoNLL-2000)",
                 ),
@@ -386,8 +392,9 @@ READERS: dict[str, ReaderDef] = {
                       "which task to generate"),
                 Param("n", Int(Range(0, 10_000)), 20, "distractor tokens after the first one"),
                 Param("vocab", Int(Range(2, 100_000)), 10, "number of distinct tokens"),
-                Param("size", Int(POSITIVE_INT), 2000, "number of training sequences"),
-                Param("seed", Int(), 0, "random seed of the generator"),
+                Param("size", Int(Range(lo=1, hi=limits.MAX_SYNTHETIC_SIZE)), 2000,
+                      "number of training sequences"),
+                Param("seed", Int(SEED), 0, "random seed of the generator"),
             ),
             (WORDS, LABELS),
             "Generated data, no files. first_token: the label is the first token (A or B), "
@@ -1086,7 +1093,7 @@ SCHEDULES = Func(
             "plateau",
             (
                 Param("factor", Float(Range(0, 1, lo_open=True, hi_open=True)), 0.5, "lr factor"),
-                Param("patience", Int(NON_NEGATIVE), 1,
+                Param("patience", Int(Range(lo=0, hi=limits.MAX_COUNT)), 1,
                       "epochs without dev improvement before each decay (0 acts as 1)"),
             ),
             "multiply the learning rate by `factor` when the dev metric stops improving",
@@ -1136,7 +1143,7 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
         ),
         SettingDef("schedule", SCHEDULES, None, "learning-rate schedule"),
         SettingDef("early_stop", EARLY_STOP, None, "early stopping on a dev metric"),
-        SettingDef("seed", Int(), 0, "random seed; the same seed repeats a run exactly"),
+        SettingDef("seed", Int(SEED), 0, "random seed; the same seed repeats a run exactly"),
         SettingDef(
             "bptt",
             OneOf((Int(POSITIVE_INT), Nothing())),
@@ -1219,6 +1226,8 @@ DIAGNOSTIC_KINDS: dict[str, str] = {
     "UnknownReader": "A data statement names no reader.",
     "UnknownName": "A name is neither a definition, a dataset, a layer nor a field.",
     "UnknownField": "A dataset has no field of that name (each reader lists its fields).",
+    "ModelTooLarge": "A model has more parameters than rnndsl.limits.MAX_PARAMETERS, or one "
+    "training step would need more memory than this machine has (the estimate `check` prints).",
     "UnknownArgument": "A layer, reader or setting got an argument it does not take; unknown "
     "arguments are errors, never ignored.",
     "MissingArgument": "A required argument is missing.",
