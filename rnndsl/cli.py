@@ -174,7 +174,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     chain_thaw=args.chain_thaw, profile=args.profile)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
+    finally:
+        from .train.lock import release_all  # noqa: PLC0415
+
+        release_all()
     out.print(metrics_table("final dev metrics (best epoch)", final))
     return 0
 

@@ -21,9 +21,12 @@ from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.readers import check_tag_scheme
 from .data.vocab import Vocab
+from . import limits
 from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError, source_lines
+from .errors import normalize_source
 from .nn.network import Network
 from .train import checkpoint
+from .train import lock as run_lock
 from .train.loop import Trainer, TrainSettings, TrainState, evaluate, load_weights
 from .train.optim import make_optimizer
 
@@ -170,14 +173,24 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         d = Path("runs") / f"{spec_path.stem}-{stamp}"
     d.mkdir(parents=True, exist_ok=True)
+    run_lock.acquire(d)  # a second run on the same --out is refused while this one lives
     return d
 
 
-def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
-        backend: str | None = None, seed: int | None = None, resume: str | None = None,
-        log: Callable[[str], None] = print, progress: Any = None,
-        limit: int | None = None, pretrained: str | None = None,
-        chain_thaw: bool | None = None, profile: bool = False) -> dict[str, Any]:
+def run(spec_path: str | Path | None, **options: Any) -> dict[str, Any]:
+    """Train the spec's model; returns the final dev metrics (options: those of ``_run``).
+    The run directory is locked while it trains (train/lock.py) and released however it ends."""
+    try:
+        return _run(spec_path, **options)
+    finally:
+        run_lock.release_all()
+
+
+def _run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
+         backend: str | None = None, seed: int | None = None, resume: str | None = None,
+         log: Callable[[str], None] = print, progress: Any = None,
+         limit: int | None = None, pretrained: str | None = None,
+         chain_thaw: bool | None = None, profile: bool = False) -> dict[str, Any]:
     """Train the spec's model; returns the final dev metrics.
 
     Under mpiexec with several ranks, training is data-parallel and only rank 0 writes.
@@ -191,8 +204,10 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
-        spec_path = Path(conf["spec_path"])
-        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path))
+        if comm.is_root:
+            run_lock.acquire(run_dir)
+        given, spec_path = spec_path, Path(conf["spec_path"])
+        spec = read_run_spec(run_dir, spec_path, given)
         spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"))
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
         prep = prepare(spec, backend=backend or conf.get("backend"), seed=conf["seed"],
@@ -423,24 +438,58 @@ def transfer(net: Network, src: Path, data: TaskData, log: Callable[[str], None]
     return skipped
 
 
-def load_text(text: str, path: str) -> Any:
-    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there)."""
+def load_text(text: str, path: str, base_dir: Path | None = None) -> Any:
+    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there, or from
+    ``base_dir``)."""
     from . import lang  # noqa: PLC0415
     from .errors import SpecError  # noqa: PLC0415
 
-    checked, diags = lang.check_text(text, path)
+    checked, diags = lang.check_text(text, path, base_dir)
     if checked is None:
         raise SpecError(diags, text)
     return checked
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object of a run directory (regular file, bounded size and depth; train/lock.py's
+    checkpoint.read_json), or a CheckpointError naming the file."""
+    if not Path(path).exists():
+        raise CheckpointError(f"{path} is missing", hint="is this a run directory?")
+    data = checkpoint.read_json(Path(path), "the file")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}",
+                              hint="the file was edited; retrain, or restore it")
+    return data
+
+
+def read_run_spec(run_dir: Path, spec_path: Path, given: str | Path | None = None) -> Any:
+    """The run's own copy of its spec, checked as ``RUN_DIR/spec.rnn`` (errors point at that
+    file; data paths resolve from the original spec's folder). ``given``: a spec named on the
+    command line too, which must be the same text."""
+    copy = run_dir / "spec.rnn"
+    why = limits.not_regular(copy)
+    if why is not None or not copy.exists():
+        raise CheckpointError(f"{copy}: cannot read the run's spec: {why or 'no such file'}",
+                              hint="a run directory keeps the spec it was started with; "
+                                   "restore it, or start a new run")
     try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing", hint="is this a run directory?") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+        text = copy.read_bytes()[: limits.MAX_SPEC_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{copy}: the run's spec is not UTF-8 text ({e.reason} at byte "
+                              f"{e.start})", hint="the file was altered; restore it") from None
+    except OSError as e:
+        raise CheckpointError(f"{copy}: cannot read the run's spec ({e.strerror})") from None
+    if given is not None:
+        from .lang import _read  # noqa: PLC0415
+        other, problem = _read(given)
+        if problem is not None:
+            raise SpecError([problem])
+        if normalize_source(other or "") != normalize_source(text):
+            raise CheckpointError(
+                f"{given} is not the spec {run_dir} was started with",
+                hint=f"--resume continues the run's own spec ({copy}); drop the spec argument, "
+                     "or start a new run with --out for the changed spec")
+    return load_text(text, str(copy), base_dir=spec_path.parent)
 
 
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
@@ -476,15 +525,11 @@ def load_run(run_dir: str | Path, backend: str | None = None,
 
     run_dir = Path(run_dir)
     conf = _read_config(run_dir)
-    try:
-        text = (run_dir / "spec.rnn").read_text("utf-8")
-    except OSError:
-        raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = load_text(text, conf["spec_path"])
+    spec = read_run_spec(run_dir, Path(conf["spec_path"]))
     vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
     prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
     arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
-    load_weights(prep.net, arrays)
+    load_weights(prep.net, arrays, where=str(run_dir / "ckpt" / "best.json"))
     return prep, run_dir
 
 
