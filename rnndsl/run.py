@@ -346,7 +346,7 @@ def train_chain_thaw(prep: Prepared, run_dir: Path, new_params: list[str] | None
 def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Best weights -> final dev metrics, predictions, metrics.json and the curve plot."""
     arrays, meta = checkpoint.load(run_dir / "ckpt", "best")
-    load_weights(trainer.net, arrays)
+    load_weights(trainer.net, arrays, where=str(run_dir / "ckpt" / "best.json"))
     data = trainer.data
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
     if data.dev:
