@@ -17,13 +17,21 @@ from typing import Any
 
 import networkx as nx
 
+from . import limits
 from .autodiff.backend import to_host
 from .data.dataset import TaskData, field_key
 from .data.readers import check_tag_scheme
 from .data.vocab import Vocab
-from . import limits
-from .errors import CheckpointError, DataError, Diagnostic, RnnError, Span, SpecError, source_lines
-from .errors import normalize_source
+from .errors import (
+    CheckpointError,
+    DataError,
+    Diagnostic,
+    RnnError,
+    Span,
+    SpecError,
+    normalize_source,
+    source_lines,
+)
 from .nn.network import Network
 from .train import checkpoint
 from .train import lock as run_lock
@@ -172,7 +180,11 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         d = Path("runs") / f"{spec_path.stem}-{stamp}"
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create the run directory {str(d)[:200]}: "
+                              f"{e.strerror or e}", hint="give another --out") from None
     run_lock.acquire(d)  # a second run on the same --out is refused while this one lives
     return d
 

@@ -83,7 +83,8 @@ train tagger on ewt {
 m = embed(c.words, d=8) |> bilstm(d=4) |> crf(c.tags)
 train m on c { epochs = 1; batch = 2; clip = 5 }
 """,
-    "sentiment": """data s = classification(train="data/sents.tsv", dev="data/sents.tsv", format=tsv)
+    "sentiment": """data s = classification(train="data/sents.tsv", dev="data/sents.tsv",
+                        format=tsv)
 enc = lstm(d=4) |> last
 m = embed(s.words, d=4) |> enc |> mlp([4], act=relu) |> softmax(s.labels)
 train m on s { epochs = 1; batch = 2; early_stop = dev.accuracy(patience=2) }

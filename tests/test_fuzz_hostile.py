@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fuzz_cases import data_cases, rundir_cases, run_case, spec_cases, train_base
+from fuzz_cases import data_cases, run_case, rundir_cases, spec_cases, train_base
 
 SCALE = max(1, int(os.environ.get("RNNDSL_FUZZ", "1") or 1))
 

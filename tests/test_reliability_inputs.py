@@ -272,3 +272,15 @@ def test_check_prints_the_memory_estimate(spec_dir, capsys):
     (spec_dir / "x.rnn").write_text(BASE)
     assert main(["check", str(spec_dir / "x.rnn")]) == 0
     assert "Estimated memory per training step:" in capsys.readouterr().out
+
+
+def test_line_readers_and_run_refuse_devices_fifos_and_long_paths(tmp_path, capsys):
+    os.mkfifo(tmp_path / "in.fifo")  # predict reads its input through iter_lines too
+    for path, words in ((tmp_path / "in.fifo", "FIFO"), ("/dev/zero", "device")):
+        with pytest.raises(DataError, match=words):
+            list(readers.iter_lines(path))
+    (tmp_path / "x.rnn").write_text(BASE)
+    shutil.copytree(TINY, tmp_path / "tiny")
+    out = tmp_path / ("p" * 300)
+    assert main(["run", str(tmp_path / "x.rnn"), "--out", str(out), "--no-progress"]) == 2
+    assert "cannot create the run directory" in capsys.readouterr().err
