@@ -254,3 +254,12 @@ def test_a_nan_dev_loss_is_never_the_best_epoch():
     assert t.track({"accuracy": 0.5, "loss": float("nan")}) is False
     assert t.track({"accuracy": float("nan")}) is False
     assert t.track({"accuracy": 0.5, "loss": 1.0}) is True
+
+
+def test_json_depth_skips_strings_and_a_half_written_lock_is_stale(tmp_path):
+    assert checkpoint.max_depth(b'{"a": ["[[[[", {"b": "\\"{{{"}]}') == 3
+    (tmp_path / ".lock").write_text('{"pid": 12')  # a run killed while it wrote its lock
+    assert lock.acquire(tmp_path) == tmp_path / ".lock"
+    assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    lock.release(tmp_path)
+    assert not (tmp_path / ".lock").exists()
