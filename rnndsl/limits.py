@@ -27,9 +27,8 @@ MAX_PATH_CHARS = 4_096  # characters of a path given in a spec
 MAX_COUNT = 1_000_000_000  # any count a spec gives: epochs, batch, bptt, min_count, size, ...
 
 # -- models -----------------------------------------------------------------------------------
-MAX_PARAMETERS = 2_000_000_000  # parameters of one model (8 GB of float32)
-MAX_STACK = 64  # stack(k)
-MAX_LAYER_DIM = 65_536  # d= of a layer, dimension of an embedding
+MAX_PARAMETERS = 2_000_000_000  # parameters of one model (8 GB of float32); d= and stack(k)
+# have their ranges in the catalogue (lang/catalogue.py: SIZE, DEPTH)
 
 # -- data ----------------------------------------------------------------------------------
 
@@ -63,8 +62,7 @@ MAX_SYNTHETIC_SIZE = 10_000_000  # examples of a synthetic() dataset
 # -- run directories ------------------------------------------------------------------------
 MAX_JSON_BYTES = 64 * 1024 * 1024  # one JSON file of a run directory
 MAX_JSON_DEPTH = 32  # nesting of a JSON value in a run directory
-MAX_EPOCHS = 1_000_000
-MAX_STEP = 10**12
+MAX_STEP = 10**12  # epochs and steps recorded in a training state
 MAX_OPTIMIZER_T = 10**12
 
 # -- how to say it ----------------------------------------------------------------------------
