@@ -19,6 +19,7 @@ import stat
 MAX_SPEC_BYTES = 256 * 1024  # a spec file; real ones are a few kilobytes
 MAX_NESTING = 64  # brackets open at once: f(g([h(...)]))
 MAX_PIPELINE_STAGES = 1_000  # stages of one pipeline: a |> b |> ...
+MAX_EXPANDED_STAGES = 20_000  # stages the checker builds, each use of a definition counted
 MAX_STATEMENTS = 1_000  # data, definition, train, eval and output statements of one spec
 MAX_NUMBER_CHARS = 64  # characters of one number literal
 MAX_NAME_CHARS = 256  # characters of one name

@@ -183,6 +183,8 @@ def _hostile_spec(rng: random.Random, i: int) -> Case:
         ("longpath", base.replace("data/tiny/train.conllu", "p" * 300 + ".conllu")),
         ("nul", base.replace("epochs", "ep\x00ochs")),
         ("binary", bytes(rng.randrange(256) for _ in range(4000)).decode("latin-1")),
+        ("doubling", base.replace("bilstm(d=8)", "a39") + "a0 = lstm(d=4)\n"
+         + "".join(f"a{k} = a{k - 1} |> a{k - 1}\n" for k in range(1, 40))),
     ]
     kind, text = kinds[i % len(kinds)]
     data = text.encode("utf-8") if kind != "binary" else text.encode("latin-1")

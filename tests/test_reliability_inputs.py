@@ -284,3 +284,10 @@ def test_line_readers_and_run_refuse_devices_fifos_and_long_paths(tmp_path, caps
     out = tmp_path / ("p" * 300)
     assert main(["run", str(tmp_path / "x.rnn"), "--out", str(out), "--no-progress"]) == 2
     assert "cannot create the run directory" in capsys.readouterr().err
+
+
+def test_definitions_that_double_at_each_level_are_refused_quickly(spec_dir):
+    defs = "a0 = lstm(d=4)\n" + "".join(f"a{i} = a{i - 1} |> a{i - 1}\n" for i in range(1, 40))
+    (d,) = errors_of(BASE.replace("bilstm(d=8)", "a39") + defs, spec_dir)
+    assert d.kind == "ModelTooLarge" and "MAX_EXPANDED_STAGES" in d.message
+    assert d.span.line > 6  # at the definition where the expansion passed the limit

@@ -261,6 +261,7 @@ class Checker:
         self.defs: dict[str, S.Definition] = {}
         self.cyclic: set[str] = set()
         self._open: dict[str, bool] = {}
+        self.stages_built = 0  # pipeline stages checked, each use of a definition counted
 
     # -- the value context --------------------------------------------------------------------
 
@@ -885,6 +886,14 @@ class Checker:
 # Pipelines -> types and IR nodes
 
 
+class ExpansionLimit(Exception):
+    """The models of a spec expand to more stages than ``limits.MAX_EXPANDED_STAGES``."""
+
+    def __init__(self, span: Span):
+        super().__init__(span)
+        self.span = span
+
+
 class _Builder:
     """Checks pipelines and adds their nodes to one graph (one model, or one definition alone).
 
@@ -941,6 +950,9 @@ class _Builder:
         return cur
 
     def stage(self, st: S.Expr, inp: _Out | None, scope: str, i: int) -> _Out:
+        self.c.stages_built += 1  # open definitions expand per use: a |> a doubles each level
+        if self.c.stages_built > limits.MAX_EXPANDED_STAGES:
+            raise ExpansionLimit(st.span)
         if isinstance(st, S.Pipe):
             return self.run(st, inp, f"{scope}.{i}")
         if isinstance(st, S.Ref):
@@ -1621,6 +1633,13 @@ def check_spec(
     except RecursionError:
         span = Span(1, 1, 1, 2, spec.path)
         return None, [Diagnostic("ParseError", "the spec nests too deeply to check", span)]
+    except ExpansionLimit as e:
+        message = limits.over("the number of stages its models expand to", checker.stages_built,
+                              limits.MAX_EXPANDED_STAGES, "MAX_EXPANDED_STAGES")
+        hint = "each use of a definition that needs an input adds its stages again; " \
+               "stack(k) repeats a layer without copying its definition"
+        return None, [Diagnostic("ModelTooLarge", f"the spec is too large to check: {message}",
+                                 e.span, hint)]
     diags = sorted(checker.diags, key=Diagnostic.sort_key)
     if not ok:
         return None, diags
@@ -1641,7 +1660,12 @@ def compile_pipeline(text: str, input_dim: int) -> nx.DiGraph:
     t = T.Seq(input_dim, 1)
     params = {"dataset": None, "field": None, "level": 1, "dim": input_dim}
     b.g.add("input", "input", "input", params, [], t, None, "input")
-    out = b.run(expr, _Out("input", t, "input"), "pipeline")
+    try:
+        out = b.run(expr, _Out("input", t, "input"), "pipeline")
+    except ExpansionLimit as e:
+        message = limits.over("the number of stages", checker.stages_built,
+                              limits.MAX_EXPANDED_STAGES, "MAX_EXPANDED_STAGES")
+        raise SpecError([Diagnostic("ModelTooLarge", message, e.span)], text) from None
     if checker.diags:
         raise SpecError(checker.diags, text)
     return b.g.finish(out.node)
