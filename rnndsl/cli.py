@@ -17,6 +17,23 @@ from collections.abc import Sequence
 from .errors import RnnError, SpecError
 
 
+def _int_in(lo: int, hi: int):
+    """An argparse type: an int in [lo, hi], else a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo:,}, {hi:,}], got {value:,}")
+        return value
+    return parse
+
+
+_COUNT = _int_in(1, 1_000_000_000)
+_SEED = _int_in(0, 2**63 - 1)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rnndsl",
@@ -31,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train the model a spec declares and evaluate it on dev")
     r.add_argument("spec", nargs="?", help="the .rnn spec (not needed with --resume)")
     r.add_argument("--out", help="run directory (default runs/<spec>-<timestamp>)")
-    r.add_argument("--epochs", type=int, help="override the spec's epochs")
-    r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--epochs", type=_COUNT, help="override the spec's epochs")
+    r.add_argument("--seed", type=_SEED, help="override the spec's seed")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
     r.add_argument("--backend", dest="backend_", choices=["numpy", "cupy"], default=None)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -44,12 +61,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="train all layers together (overrides the spec)")
     r.add_argument("--profile", action="store_true",
                    help="print where the training time went (data, forward, backward, ...)")
-    r.add_argument("--limit", type=int, default=None, metavar="N",
+    r.add_argument("--limit", type=_COUNT, default=None, metavar="N",
                    help="use only N training and dev examples, spread evenly over each file (a "
                         "language model's text: its first N lines); a quick smoke run")
     r.add_argument("--ignore-data-errors", action="store_true",
                    help="train even when the data checks find errors (see `check --data`)")
-    r.add_argument("--workers", type=int, default=1,
+    r.add_argument("--workers", type=_int_in(1, 1024), default=1,
                    help="data-parallel processes on this machine (runs mpiexec -n N); "
                         "across machines use mpiexec -n N --hostfile ... rnndsl run SPEC")
 
@@ -105,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--level", choices=["layer", "cell", "op"], default="layer")
     rd.add_argument("--grad", action="store_true", help="colour states by ||dL/ds_t||")
     rd.add_argument("--checkpoint", metavar="RUN_DIR", help="use a trained run's weights")
-    rd.add_argument("--steps", type=int, default=None, help="fold the middle of long inputs")
+    rd.add_argument("--steps", type=_COUNT, default=None, help="fold the middle of long inputs")
     rd.add_argument("--labels", "--label", dest="labels", default=None, metavar="LABELS",
                     help='gold labels for --grad: tags per word ("DET ADJ NOUN VERB") or an '
                          "acceptor's label (pos)")
@@ -193,7 +210,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     ignore_data_errors=args.ignore_data_errors)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
+    finally:
+        from .train.lock import release_all
+
+        release_all()
     print_metrics(out, "final metrics (best epoch)", final)
     return 0
 
@@ -215,15 +236,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         from .data.checks import check_data_command
 
         return check_data_command(spec, print)
+    failed: RnnError | None = None
     if not args.no_data and spec.train is not None:
         from .run import prepare
 
         try:
             prep = prepare(spec, log=lambda s: None)
             sizes = prep.data.sizes()
-        except RnnError as e:
-            print(f"note: sizes from the data are unknown ({e.message})", file=sys.stderr)
+        except RnnError as e:  # the spec is fine, its data is not: still an error
+            failed = e
     print(lang.summary_table(spec, sizes))
+    batch = spec.train.batch if spec.train is not None else 32
+    for g in spec.models.values():
+        est = lang.resources.estimate(g, batch, sizes)
+        print(lang.resources.describe(est, lang.resources.machine_memory()))
+    if failed is not None:
+        print(failed.format(), file=sys.stderr)
+        print(f"the data of {args.spec} cannot be read (sizes shown as ?); "
+              "`check --no-data` checks the spec alone", file=sys.stderr)
+        return failed.exit_code
     return 0
 
 

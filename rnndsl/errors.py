@@ -50,23 +50,50 @@ class Diagnostic:
         where = f"{self.span}: " if self.span else ""
         out = [f"{where}{self.severity}[{self.kind}]: {self.message}"]
         if self.span and source is not None:
-            lines = source.splitlines()
+            lines = source_lines(source)
             if 1 <= self.span.line <= len(lines):
-                text = lines[self.span.line - 1].replace("\t", " ")
+                text = _shown(lines[self.span.line - 1])
                 num = str(self.span.line)
                 pad = " " * len(num)
                 if self.span.end_line == self.span.line:
                     width = max(1, self.span.end_column - self.span.column)
                 else:
                     width = max(1, len(text) - self.span.column + 1)
+                column = self.span.column
+                if len(text) > _SHOWN_WIDTH:  # a window around the caret, not a megabyte line
+                    start = max(0, column - 1 - _SHOWN_WIDTH // 4)
+                    text = ("..." if start else "") + text[start : start + _SHOWN_WIDTH] + "..."
+                    column -= start - (3 if start else 0)
+                    width = min(width, _SHOWN_WIDTH - (column - 1) + 3)
                 out.append(f"  {num} | {text}")
-                out.append(f"  {pad} | {' ' * (self.span.column - 1)}{'^' * width}")
+                out.append(f"  {pad} | {' ' * (column - 1)}{'^' * max(1, width)}")
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.format()
+
+
+def normalize_source(text: str) -> str:
+    """A spec's text as the parser reads it: no byte-order mark, every line end ``\\n``."""
+    text = text.removeprefix("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a spec as the parser counts them: split at ``\\n`` only (``splitlines``
+    would also split at form feeds, U+2028 and friends, and show the wrong line)."""
+    return text.split("\n")
+
+
+_SHOWN_WIDTH = 120  # characters of a long source line shown under a message
+
+
+def _shown(line: str) -> str:
+    """A source line for the terminal: tabs and other control characters become one space each,
+    so the caret below stays in its column."""
+    return "".join(c if c.isprintable() else " " for c in line)
 
 
 def format_diagnostics(diags: Iterable[Diagnostic], source: str | None = None) -> str:

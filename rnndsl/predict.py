@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from .autodiff import backend as Bk
 from .autodiff.tensor import no_grad
-from .data.readers import Example
+from .data.readers import Example, iter_lines
 from .errors import DataError
 from .nn.batch import on_backend
 from .nn.heads import CRFHead
@@ -47,12 +46,9 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
         examples = data.read_file(file)
     elif file == "-":
         examples = read_raw(sys.stdin, "<stdin>")
-    else:
-        p = Path(file)
-        if not p.exists():
-            raise DataError(f"{file}: no such file")
-        with open(p, encoding="utf-8") as f:
-            examples = read_raw(f, file)
+    else:  # a regular file (not a FIFO or a device), lines bounded, errors at file:line
+        examples = [Example(tuple(text.split()), source=file, line=n)
+                    for n, text in iter_lines(file) if text.split()]
     if not examples:
         raise DataError(f"{file}: no sentences to predict")
     head = net.head

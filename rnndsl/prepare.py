@@ -16,10 +16,19 @@ from typing import Any
 
 import networkx as nx
 
-from . import rundir
+from . import limits, rundir
 from .data.dataset import TaskData, field_key
+from .data.readers import check_tag_scheme
 from .data.vocab import Vocab
-from .errors import CheckpointError, DataError, Diagnostic, Span, SpecError
+from .errors import (
+    CheckpointError,
+    DataError,
+    Diagnostic,
+    Span,
+    SpecError,
+    normalize_source,
+    source_lines,
+)
 from .lang import TrainConfig
 from .lang.ir import needs_of
 from .nn.network import Network
@@ -47,7 +56,7 @@ class Prepared:
 def no_train_statement(spec: Any) -> SpecError:
     """`run` on a checked spec that declares models but no training: a spec error at the
     file's last line, the hint naming its last definition and its first dataset."""
-    lines = spec.source.splitlines() or [""]
+    lines = source_lines(spec.source.rstrip("\n")) or [""]
     span = Span(len(lines), 1, len(lines), len(lines[-1]) + 1, path=spec.path)
     model = list(spec.definitions)[-1] if spec.definitions else "MODEL"
     data = next(iter(spec.data), "DATA")
@@ -98,6 +107,8 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     for n, a in graph.nodes(data=True):  # scheme=auto means the data's declared scheme
         if a["kind"] == "crf" and a.get("params", {}).get("scheme", "auto") == "auto":
             a["params"] = {**a["params"], "scheme": data.scheme}
+        if a["kind"] == "crf":  # a tag the scheme cannot read, at its file and line
+            check_tag_scheme([*data.train, *data.dev], str(a["params"].get("scheme", "none")))
     scale = float(cfg.init.args["scale"]) if cfg.init.name == "uniform" else None
     net = Network(graph, data.sizes(), seed=cfg.seed, dtype=dtype, backend=backend,
                   init_scale=scale, pretrained=pretrained, tag_names=tag_names,
@@ -105,25 +116,61 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     return Prepared(spec, cfg, graph, data, net, needs_of(graph), pretrained)
 
 
-def load_text(text: str, path: str, check_paths: bool = True) -> Any:
-    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there; with
-    ``check_paths=False`` they need not exist)."""
+def load_text(text: str, path: str, check_paths: bool = True,
+              base_dir: Path | None = None) -> Any:
+    """Check a spec copy as if it stood at ``path`` (its data paths resolve from there, or from
+    ``base_dir``; with ``check_paths=False`` they need not exist)."""
     from . import lang
-    from .errors import SpecError
 
-    checked, diags = lang.check_text(text, path, check_paths=check_paths)
+    checked, diags = lang.check_text(text, path, base_dir, check_paths=check_paths)
     if checked is None:
         raise SpecError(diags, text)
     return checked
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object of a run directory (regular file, bounded size and depth:
+    checkpoint.read_json), or a CheckpointError naming the file."""
+    if not Path(path).exists():
+        raise CheckpointError(f"{path} is missing", hint="is this a run directory?")
+    data = checkpoint.read_json(Path(path), "the file")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}",
+                              hint="the file was edited; retrain, or restore it")
+    return data
+
+
+def read_run_spec(run_dir: Path, spec_path: Path, given: str | Path | None = None,
+                  check_paths: bool = True) -> Any:
+    """The run's own copy of its spec, checked as ``RUN_DIR/spec.rnn`` (errors point at that
+    file; data paths resolve from the original spec's folder, and need not exist with
+    ``check_paths=False``). ``given``: a spec named on the command line too, which must be the
+    same text."""
+    copy = run_dir / "spec.rnn"
+    why = limits.not_regular(copy)
+    if why is not None or not copy.exists():
+        raise CheckpointError(f"{copy}: cannot read the run's spec: {why or 'no such file'}",
+                              hint="a run directory keeps the spec it was started with; "
+                                   "restore it, or start a new run")
     try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing", hint="is this a run directory?") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+        text = copy.read_bytes()[: limits.MAX_SPEC_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{copy}: the run's spec is not UTF-8 text ({e.reason} at byte "
+                              f"{e.start})", hint="the file was altered; restore it") from None
+    except OSError as e:
+        raise CheckpointError(f"{copy}: cannot read the run's spec ({e.strerror})") from None
+    if given is not None:
+        from .lang import _read
+
+        other, problem = _read(given)
+        if problem is not None:
+            raise SpecError([problem])
+        if normalize_source(other or "") != normalize_source(text):
+            raise CheckpointError(
+                f"{given} is not the spec {run_dir} was started with",
+                hint=f"--resume continues the run's own spec ({copy}); drop the spec argument, "
+                     "or start a new run with --out for the changed spec")
+    return load_text(text, str(copy), check_paths, base_dir=spec_path.parent)
 
 
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {  # what config.json must hold, for what reads it
@@ -165,15 +212,11 @@ def load_run(run_dir: str | Path, backend: str | None = None,
                               hint="give the --out folder of an earlier `rnndsl run`")
     conf = _read_config(run_dir)
     rundir.verify(run_dir, conf, log)
-    try:
-        text = (run_dir / "spec.rnn").read_text("utf-8")
-    except OSError:
-        raise CheckpointError(f"{run_dir}/spec.rnn is missing") from None
-    spec = load_text(text, conf["spec_path"], check_paths=False)
+    spec = read_run_spec(run_dir, Path(conf["spec_path"]), check_paths=False)
     vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
     prep = prepare(spec, backend=backend, seed=conf["seed"], vocabs=vocabs, log=log)
     arrays, _ = checkpoint.load(run_dir / "ckpt", "best")
-    load_weights(prep.net, arrays)
+    load_weights(prep.net, arrays, where=str(run_dir / "ckpt" / "best.json"))
     return prep, run_dir
 
 

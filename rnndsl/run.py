@@ -39,8 +39,10 @@ from .prepare import (  # noqa: F401 - prepare, load_run and the evaluation of a
     load_text,
     no_train_statement,
     prepare,
+    read_run_spec,
 )
 from .train import checkpoint
+from .train import lock as run_lock
 from .train.loop import Trainer, evaluate, load_weights
 
 
@@ -50,11 +52,25 @@ def make_run_dir(spec_path: Path, out: str | None) -> Path:
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         d = Path("runs") / f"{spec_path.stem}-{stamp}"
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create the run directory {str(d)[:200]}: "
+                              f"{e.strerror or e}", hint="give another --out") from None
+    run_lock.acquire(d)  # a second run on the same --out is refused while this one lives
     return d
 
 
-def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = None,
+def run(spec_path: str | Path | None, **options: Any) -> dict[str, Any]:
+    """Train the spec's model; returns the final dev metrics (options: those of ``_run``).
+    The run directory is locked while it trains (train/lock.py) and released however it ends."""
+    try:
+        return _run(spec_path, **options)
+    finally:
+        run_lock.release_all()
+
+
+def _run(spec_path: str | Path | None, *, out: str | None = None, epochs: int | None = None,
         backend: str | None = None, seed: int | None = None, resume: str | None = None,
         log: Callable[[str], None] = print, progress: Any = None,
         limit: int | None = None, pretrained: str | None = None,
@@ -80,12 +96,13 @@ def run(spec_path: str | Path, *, out: str | None = None, epochs: int | None = N
     if resume:
         run_dir = Path(resume)
         conf = _read_config(run_dir)
+        if comm.is_root:
+            run_lock.acquire(run_dir)
         rundir.verify(run_dir, conf, log)
-        spec_path = Path(conf["spec_path"])
+        given, spec_path = spec_path, Path(conf["spec_path"])
         # the training data must be there (resuming trains further); pretrained vectors and the
         # run's own spec file need not: the run keeps the rows it used
-        spec = load_text((run_dir / "spec.rnn").read_text("utf-8"), str(spec_path),
-                         check_paths=False)
+        spec = read_run_spec(run_dir, spec_path, given)
         spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"),
                                  resume=True)
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}
@@ -166,7 +183,7 @@ def finish(trainer: Trainer, run_dir: Path, log: Callable[[str], None],
     """Best weights -> final dev metrics, metrics.json, and what the output block asks for:
     the dev predictions, the curve plot."""
     arrays, meta = checkpoint.load(run_dir / "ckpt", "best")
-    load_weights(trainer.net, arrays)
+    load_weights(trainer.net, arrays, where=str(run_dir / "ckpt" / "best.json"))
     data = trainer.data
     final: dict[str, Any] = {"best_epoch": meta.get("epoch")}
     ext = {"tagging": "txt", "classification": "tsv"}.get(data.kind) \

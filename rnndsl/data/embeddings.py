@@ -10,15 +10,17 @@ from __future__ import annotations
 import gzip
 import mmap
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..errors import DataError
 from .readers import PathLike, iter_lines, open_binary
 from .vocab import Vocab
 
-_HEADER = re.compile(r"\s*(\d+)\s+(\d+)\s*")
+_HEADER = re.compile(r"\s*(\d{1,18})\s+(\d{1,18})\s*")  # int() refuses 4,300+ digits
 _FORMATS = ("auto", "word2vec", "word2vec-bin", "glove")
 
 
@@ -57,6 +59,16 @@ def _parse_row(path: PathLike, n: int, parts: list[str], dim: int) -> tuple[str,
     return " ".join(parts[:k]), row
 
 
+def _check_dim(path: PathLike, n: int, dim: int) -> None:
+    """A vector dimension within ``limits.MAX_VECTOR_DIM``, before anything is allocated."""
+    if dim > limits.MAX_VECTOR_DIM:
+        raise DataError(
+            f"{path}:{n}: "
+            + limits.over("the vector dimension", dim, limits.MAX_VECTOR_DIM, "MAX_VECTOR_DIM"),
+            hint="is this a vector file? (word2vec, GloVe: a few hundred numbers a word)",
+        )
+
+
 def _read_text_vectors(path: PathLike, encoding: str, header: bool) -> tuple[list[str], np.ndarray]:
     """Shared reader for word2vec text (header `N D`) and GloVe (no header)."""
     words: list[str] = []
@@ -71,6 +83,7 @@ def _read_text_vectors(path: PathLike, encoding: str, header: bool) -> tuple[lis
                     hint="a GloVe file has no header: use format='glove'",
                 )
             expected, dim = int(m.group(1)), int(m.group(2))
+            _check_dim(path, 1, dim)
             continue
         body = line.rstrip(" ")
         if not body.strip():
@@ -80,6 +93,7 @@ def _read_text_vectors(path: PathLike, encoding: str, header: bool) -> tuple[lis
             dim = len(parts) - 1
             if dim < 1:
                 raise DataError(f"{path}:{n}: a word with no numbers: {body[:40]!r}")
+            _check_dim(path, n, dim)
         word, row = _parse_row(path, n, parts, dim)
         words.append(word)
         rows.append(row)
@@ -121,8 +135,12 @@ def load_word2vec_binary(
     with open_binary(path) as f:
         if isinstance(f, gzip.GzipFile):
             try:
-                data = f.read()
-            except (OSError, EOFError) as e:
+                data = f.read(limits.max_data_bytes() + 1)
+                if len(data) > limits.max_data_bytes():
+                    raise DataError(f"{path}: " + limits.over(
+                        "the size of the file (bytes, decompressed)", len(data),
+                        limits.max_data_bytes(), "max_data_bytes", "RNNDSL_MAX_DATA_BYTES"))
+            except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
         else:
             try:  # a mapping keeps multi-GB files (GoogleNews) out of memory
@@ -151,7 +169,14 @@ def _parse_binary(
     count, dim = int(m.group(1)), int(m.group(2))
     if dim < 1:
         raise DataError(f"{path}:1: dimension {dim} in the header")
+    _check_dim(path, 1, dim)
     width = 4 * dim
+    if count * (width + 2) > len(data) - end - 1:  # each entry: a word, ' ', D floats
+        raise DataError(
+            f"{path}:1: the header announces {count:,} vectors of {dim:,} numbers "
+            f"(at least {count * (width + 2):,} bytes), but the file has {len(data):,} bytes",
+            hint="the file is truncated, or its header is wrong",
+        )
     words: list[str] = []
     vectors = np.empty((count, dim), dtype=np.float32)
     pos = end + 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import limits
 from ..errors import DataError, did_you_mean
 
 PathLike = str | os.PathLike
@@ -42,6 +43,23 @@ class Example:
     def __post_init__(self) -> None:
         if self.tags is not None and len(self.tags) != len(self.words):
             raise ValueError(f"{len(self.words)} words but {len(self.tags)} tags")
+        # a tagged or labelled example is padded into a batch, so its length is bounded; the
+        # lines of a language model's text are cut into a stream and may be long
+        if (self.tags is not None or self.label is not None) and (
+            len(self.words) > limits.max_sentence_tokens()
+        ):
+            raise DataError(
+                f"{self.source}:{self.line}: "
+                + limits.over(
+                    "the number of tokens of this example",
+                    len(self.words),
+                    limits.max_sentence_tokens(),
+                    "max_sentence_tokens",
+                    "RNNDSL_MAX_SENTENCE_TOKENS",
+                ),
+                hint="is a blank line missing between sentences?" if self.tags is not None
+                else "is the file one sentence per line?",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,6 +83,9 @@ def _missing_file(path: Path) -> DataError:
 def open_binary(path: PathLike) -> BinaryIO:
     """Open a plain or gzip file for binary reading; a missing file is a DataError."""
     p = Path(path)
+    why = limits.not_regular(p)
+    if why is not None and not p.is_dir():  # a folder: the IsADirectoryError below
+        raise DataError(f"{p}: cannot read: {why}", hint="give the path of a regular file")
     try:
         with open(p, "rb") as f:
             magic = f.read(2)
@@ -85,20 +106,48 @@ def iter_lines(path: PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, s
         "".encode(encoding)
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}") from None
+    line_limit, data_limit = limits.max_line_bytes(), limits.max_data_bytes()
     with open_binary(path) as f:
-        n = 0
+        n = total = 0
         while True:
             try:
-                raw = f.readline()  # binary readline splits on b"\n" only
+                raw = f.readline(line_limit + 1)  # binary readline splits on b"\n" only
             except (OSError, EOFError, zlib.error) as e:
                 raise DataError(f"{path}:{n + 1}: corrupt or truncated gzip data ({e})") from None
             if not raw:
                 return
             n += 1
+            total += len(raw)
+            if len(raw) > line_limit:
+                raise DataError(
+                    f"{path}:{n}: "
+                    + limits.over("the length of this line in bytes", len(raw), line_limit,
+                                  "max_line_bytes", "RNNDSL_MAX_LINE_BYTES")
+                    + " (and it goes on)",
+                    hint="is this a text file with one record a line?",
+                )
+            if total > data_limit:
+                raise DataError(
+                    f"{path}:{n}: "
+                    + limits.over("the size of the file (bytes, decompressed)", total,
+                                  data_limit, "max_data_bytes", "RNNDSL_MAX_DATA_BYTES"),
+                )
             if raw.endswith(b"\n"):
                 raw = raw[:-1]
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
+            if b"\x00" in raw:
+                raise DataError(
+                    f"{path}:{n}: binary content (a NUL byte at column {raw.index(0) + 1})",
+                    hint="give a text file; a compressed file other than gzip must be "
+                    "decompressed first",
+                )
+            if b"\r" in raw:
+                raise DataError(
+                    f"{path}:{n}: a carriage return (\\r) inside the line at column "
+                    f"{raw.index(13) + 1}: the file seems to end its lines with \\r only",
+                    hint="convert the line ends to \\n, e.g. tr '\\r' '\\n' < in > out",
+                )
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as e:
@@ -354,6 +403,12 @@ def _table_rows(path: PathLike, format: str, encoding: str) -> Iterator[tuple[in
         except StopIteration:
             return
         except csv.Error as e:
+            if "end of data" in str(e) or reader.line_num > first:  # a quote runs on
+                raise DataError(
+                    f"{path}:{first}: malformed CSV: the quote opened in the record on this "
+                    f"line is not closed (the file ends, or breaks, at line {reader.line_num})",
+                    hint='close the quote; a quote inside a field is written ""',
+                ) from None
             raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
         if any(field.strip() for field in row):
             yield first, row
@@ -459,6 +514,28 @@ def read_text(path: PathLike, eos: str | None = "<eos>", encoding: str = "utf-8"
 
 # ---------------------------------------------------------------------------------------------
 # checks across splits
+
+
+def check_tag_scheme(examples: Sequence[Example], scheme: str) -> None:
+    """Every tag of CoNLL column examples is 'O' or P-TYPE of ``scheme`` (bio, iob1, iobes), or
+    a DataError at the tag's own line (a token a line, so the sentence's first line + i)."""
+    if scheme not in ("bio", "iob1", "iobes"):
+        return
+    prefixes = ("B", "I", "E", "S") if scheme == "iobes" else ("B", "I")
+    seen: set[str] = set()
+    for ex in examples:
+        for i, tag in enumerate(ex.tags or ()):
+            if tag in seen or tag == "O":
+                continue
+            head, sep, kind = tag.partition("-")
+            if not sep or head not in prefixes or not kind:
+                want = ", ".join(f"{p}-TYPE" for p in prefixes)
+                raise DataError(
+                    f"{ex.source}:{ex.line + i}: tag {tag!r} is not a {scheme.upper()} tag",
+                    hint=f"{scheme.upper()} tags are 'O' or {want}; declare the data's scheme "
+                    "with conll(..., scheme=...) (none: no constraints)",
+                )
+            seen.add(tag)
 
 
 def check_labels(train: Sequence[Example], dev: Sequence[Example], what: str = "tags",

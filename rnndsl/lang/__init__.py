@@ -14,8 +14,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import Diagnostic, SpecError
-from . import catalogue, syntax, types
+from .. import limits
+from ..errors import Diagnostic, SpecError, normalize_source
+from . import catalogue, resources, syntax, types
 from .check import check_spec, compile_pipeline
 from .ir import describe, inputs_of, ordered_nodes
 from .parser import parse, parse_pipeline
@@ -76,17 +77,32 @@ def check_text(
     ``check_paths=False``: data paths are resolved but need not exist (a trained run's spec)."""
     if base_dir is None:
         base_dir = Path(path).parent if not path.startswith("<") else Path.cwd()
+    text = normalize_source(text)  # what the parser reads, so the diagnostics show its lines
     try:
         spec = parse(text, path)
     except SpecError as e:
         return None, [replace(d, source=text) for d in e.diagnostics]
     checked, diags = check_spec(spec, text, base_dir, check_paths)
+    if checked is not None:
+        too_large = resources.diagnostics(checked)  # parameters and memory of each model
+        if too_large:
+            checked, diags = None, sorted([*diags, *too_large], key=Diagnostic.sort_key)
     return checked, [replace(d, source=text) for d in diags]
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[str | None, Diagnostic | None]:
+    why = limits.not_regular(path)
+    if why is not None:
+        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {why}")
     try:
-        return Path(path).read_text(encoding="utf-8"), None
+        with open(path, "rb") as f:
+            raw = f.read(limits.MAX_SPEC_BYTES + 1)
+        if len(raw) > limits.MAX_SPEC_BYTES:
+            size = limits.over(
+                "its size in bytes", os.path.getsize(path), limits.MAX_SPEC_BYTES, "MAX_SPEC_BYTES"
+            )
+            return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {size}")
+        return raw.decode("utf-8"), None
     except FileNotFoundError:
         return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: no such file")
     except IsADirectoryError:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import limits
+
 # The rest of the catalogue, read through this module as C.<name>: the layers (layers.py, built
 # from the cell table cells.py) and the value types (params.py).
 from .layers import CATEGORY_TITLES as CATEGORY_TITLES
@@ -30,11 +32,13 @@ from .layers import StageIn as StageIn
 from .layers import _mlp_sizes as _mlp_sizes
 from .layers import layers_by_category as layers_by_category
 from .params import (  # the value types, declared in params.py (see also cells.py)
+    COLUMN,
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
     PROBABILITY,
     REQUIRED,  # noqa: F401 - read as C.REQUIRED by the checker (re-exported below too)
+    SEED,
     Bool,
     DefinitionName,
     Encoding,
@@ -133,11 +137,12 @@ READERS: dict[str, ReaderDef] = {
                 _TRAIN,
                 _DEV,
                 _TEST,
-                Param("word_column", Int(), 0, "column of the word (0-based)"),
-                Param("tag_column", Int(), -1, "column of the tag; negative counts from the end"),
+                Param("word_column", Int(COLUMN), 0, "column of the word (0-based)"),
+                Param("tag_column", Int(COLUMN), -1,
+                      "column of the tag; negative counts from the end"),
                 Param(
                     "feature_column",
-                    OneOf((Int(), Nothing())),
+                    OneOf((Int(COLUMN), Nothing())),
                     None,
                     "a column read as the `feats` input field (e.g. 1, the POS tag of CoNLL-2000)",
                 ),
@@ -213,8 +218,9 @@ READERS: dict[str, ReaderDef] = {
                       "which task to generate"),
                 Param("n", Int(Range(0, 10_000)), 20, "distractor tokens after the first one"),
                 Param("vocab", Int(Range(2, 100_000)), 10, "number of distinct tokens"),
-                Param("size", Int(POSITIVE_INT), 2000, "number of training sequences"),
-                Param("seed", Int(), 0, "random seed of the generator"),
+                Param("size", Int(Range(lo=1, hi=limits.MAX_SYNTHETIC_SIZE)), 2000,
+                      "number of training sequences"),
+                Param("seed", Int(SEED), 0, "random seed of the generator"),
             ),
             (WORDS, LABELS),
             "Generated data, no files. first_token: the label is the first token (A or B), "
@@ -288,7 +294,7 @@ SCHEDULES = Func(
             "plateau",
             (
                 Param("factor", Float(Range(0, 1, lo_open=True, hi_open=True)), 0.5, "lr factor"),
-                Param("patience", Int(NON_NEGATIVE), 1,
+                Param("patience", Int(Range(lo=0, hi=limits.MAX_COUNT)), 1,
                       "epochs without dev improvement before each decay (0 acts as 1)"),
             ),
             "multiply the learning rate by `factor` when the dev metric stops improving",
@@ -338,7 +344,7 @@ TRAIN_SETTINGS: dict[str, SettingDef] = {
         ),
         SettingDef("schedule", SCHEDULES, None, "learning-rate schedule"),
         SettingDef("early_stop", EARLY_STOP, None, "early stopping on a dev metric"),
-        SettingDef("seed", Int(), 0, "random seed; the same seed repeats a run exactly"),
+        SettingDef("seed", Int(SEED), 0, "random seed; the same seed repeats a run exactly"),
         SettingDef(
             "bptt",
             Int(POSITIVE_INT),
@@ -433,6 +439,8 @@ DIAGNOSTIC_KINDS: dict[str, str] = {
     "UnknownReader": "A data statement names no reader.",
     "UnknownName": "A name is neither a definition, a dataset, a layer nor a field.",
     "UnknownField": "A dataset has no field of that name (each reader lists its fields).",
+    "ModelTooLarge": "A model has more parameters than rnndsl.limits.MAX_PARAMETERS, or one "
+    "training step would need more memory than this machine has (the estimate `check` prints).",
     "UnknownArgument": "A layer, reader or setting got an argument it does not take; unknown "
     "arguments are errors, never ignored.",
     "MissingArgument": "A required argument is missing.",

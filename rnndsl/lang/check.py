@@ -22,12 +22,13 @@ from pathlib import Path
 
 import networkx as nx
 
+from .. import limits
 from ..errors import Diagnostic, ShapeError, Span, SpecError
 from . import syntax as S
 from . import types as T
 from .flow import _Out
 from .parser import parse_pipeline
-from .pipeline import _Builder
+from .pipeline import ExpansionLimit, _Builder
 from .probes import vector_dim
 from .results import (
     CheckedSpec,
@@ -63,6 +64,13 @@ def check_spec(
     except RecursionError:
         span = Span(1, 1, 1, 2, spec.path)
         return None, [Diagnostic("ParseError", "the spec nests too deeply to check", span)]
+    except ExpansionLimit as e:
+        message = limits.over("the number of stages its models expand to", checker.stages_built,
+                              limits.MAX_EXPANDED_STAGES, "MAX_EXPANDED_STAGES")
+        hint = "each use of a definition that needs an input adds its stages again; " \
+               "stack(k) repeats a layer without copying its definition"
+        return None, [Diagnostic("ModelTooLarge", f"the spec is too large to check: {message}",
+                                 e.span, hint)]
     diags = sorted(checker.diags, key=Diagnostic.sort_key)
     if not ok:
         return None, diags
@@ -83,7 +91,12 @@ def compile_pipeline(text: str, input_dim: int) -> nx.DiGraph:
     t = T.Seq(input_dim, 1)
     params = {"dataset": None, "field": None, "level": 1, "dim": input_dim}
     b.g.add("input", "input", "input", params, [], t, None, "input")
-    out = b.run(expr, _Out("input", t, "input"), "pipeline")
+    try:
+        out = b.run(expr, _Out("input", t, "input"), "pipeline")
+    except ExpansionLimit as e:
+        message = limits.over("the number of stages", checker.stages_built,
+                              limits.MAX_EXPANDED_STAGES, "MAX_EXPANDED_STAGES")
+        raise SpecError([Diagnostic("ModelTooLarge", message, e.span)], text) from None
     if checker.diags:
         raise SpecError(checker.diags, text)
     return b.g.finish(out.node)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import limits
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -51,7 +53,11 @@ def _num(x: float | None) -> str:
 
 
 ANY = Range()
-POSITIVE_INT = Range(lo=1)
+# Every integer has a range (rnndsl.limits): a count of 10**30 or a seed of -5 is an error at its
+# place in the spec, not an internal error or a run that never ends.
+POSITIVE_INT = Range(lo=1, hi=limits.MAX_COUNT)
+SEED = Range(lo=0, hi=2**63 - 1)  # NumPy's seeds are non-negative
+COLUMN = Range(lo=-1_000, hi=1_000)
 # Sizes drive memory: a typo like d=1000000000 is an error here, not an out-of-memory later.
 SIZE = Range(lo=1, hi=100_000)
 DEPTH = Range(lo=1, hi=64)

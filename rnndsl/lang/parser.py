@@ -19,7 +19,8 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..errors import Diagnostic, Span, SpecError
+from .. import limits
+from ..errors import Diagnostic, Span, SpecError, normalize_source
 from . import syntax as S
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +145,12 @@ class _ToAst(Transformer):
     def number(self, meta, children):
         (tok,) = children
         text = str(tok)
+        if len(text) > limits.MAX_NUMBER_CHARS:  # int() refuses past 4,300 digits anyway
+            message = limits.over(
+                "the length of this number", len(text), limits.MAX_NUMBER_CHARS, "MAX_NUMBER_CHARS"
+            )
+            hint = "write large or small numbers with an exponent, e.g. 1e6"
+            raise SpecError([Diagnostic("ParseError", message, self._tok_span(tok), hint)])
         value: int | float = int(text) if re.fullmatch(r"-?\d+", text) else float(text)
         return S.Num(value, self._tok_span(tok))
 
@@ -559,7 +566,12 @@ def _char_error(e: UnexpectedCharacters, ctx: _Context) -> Diagnostic:
         )
     if ch == "'":
         return Diagnostic("ParseError", 'unexpected "\'"', span, 'strings use double quotes: "..."')
-    shown = repr(ch)[1:-1] if ch.isprintable() else f"\\x{ord(ch):02x}" if ch else ""
+    shown = (
+        repr(ch)[1:-1] if ch.isprintable()
+        else f"\\x{ord(ch):02x}" if ch and ord(ch) < 256
+        else f"\\u{ord(ch):04x}" if ch
+        else ""
+    )
     return Diagnostic(
         "ParseError", f"unexpected character '{shown}'", span, _expected(e.allowed or set()) or None
     )
@@ -597,21 +609,93 @@ def _blank(prefix: str) -> str:
     return re.sub(r"[^\n]", " ", prefix)
 
 
-def _too_deep(path: str) -> SpecError:
-    return SpecError(
-        [Diagnostic("ParseError", "the spec nests too deeply to read", Span(1, 1, 1, 2, path))]
-    )
+def _too_deep(path: str, text: str = "") -> SpecError:
+    """Nesting past Python's recursion limit (the limits scan should have caught it first):
+    reported at the deepest bracket."""
+    toks = _tokenize(text) if len(text) <= limits.MAX_SPEC_BYTES else []
+    depth, deepest, at = 0, 0, None
+    for tok in toks:
+        if tok.text in _OPEN:
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, tok
+        elif tok.text in _CLOSE:
+            depth = max(0, depth - 1)
+    span = Span(at.line, at.column, at.line, at.column + 1, path) if at else Span(1, 1, 1, 2, path)
+    return SpecError([Diagnostic("ParseError", "the spec nests too deeply to read", span)], text)
+
+
+def _limit_error(text: str, path: str) -> SpecError | None:
+    """The first size limit (``rnndsl.limits``) a spec's text is over, at its place, or None.
+    Checked before Lark parses, so the parser and checker only see texts of bounded size."""
+    if len(text) > limits.MAX_SPEC_BYTES:
+        message = limits.over(
+            "the size of the spec (characters)", len(text), limits.MAX_SPEC_BYTES, "MAX_SPEC_BYTES"
+        )
+        hint = "a spec declares data, a model and its training; put data in data files"
+        return SpecError([Diagnostic("ParseError", message, Span(1, 1, 1, 2, path), hint)], text)
+
+    def at(tok: _Tok, message: str, hint: str | None = None) -> SpecError:
+        span = Span(tok.line, tok.column, tok.line, tok.column + len(tok.text), path)
+        return SpecError([Diagnostic("ParseError", message, span, hint)], text)
+
+    stack: list[int] = [0]  # stages of the pipeline at each bracket depth
+    statements = 0
+    prev: _Tok | None = None
+    for tok in _tokenize(text):
+        if tok.kind == "name" and len(tok.text) > limits.MAX_NAME_CHARS:
+            size = len(tok.text)
+            return at(tok, limits.over("the length of this name", size, limits.MAX_NAME_CHARS,
+                                       "MAX_NAME_CHARS"))
+        if prev is not None and prev.kind == "number" and prev.end == tok.offset:
+            if tok.kind in ("name", "number"):  # 0x10, 1_000, 1e, 1.2.3
+                shown = prev.text + tok.text
+                bad = _Tok("number", shown, prev.offset, prev.line, prev.column)
+                return at(bad, f"malformed number '{shown}'",
+                          "numbers are decimal, with an optional exponent: 16, 1000, 1e-3")
+        if tok.text in _OPEN:
+            if len(stack) > limits.MAX_NESTING:
+                return at(tok, limits.over("the nesting of brackets", len(stack),
+                                           limits.MAX_NESTING, "MAX_NESTING"),
+                          "name the inner parts with definitions: inner = ...")
+            stack.append(0)
+        elif tok.text in _CLOSE and len(stack) > 1:
+            stack.pop()
+        elif tok.kind == "pipe":
+            stack[-1] += 1
+            if stack[-1] >= limits.MAX_PIPELINE_STAGES:
+                return at(tok, limits.over("the number of stages of this pipeline",
+                                           stack[-1] + 1, limits.MAX_PIPELINE_STAGES,
+                                           "MAX_PIPELINE_STAGES"),
+                          "stack(k) repeats a recurrent layer k times")
+        elif tok.text == "=" and len(stack) == 1:
+            statements += 1
+            stack[0] = 0
+            if statements > limits.MAX_STATEMENTS:
+                return at(tok, limits.over("the number of statements", statements,
+                                           limits.MAX_STATEMENTS, "MAX_STATEMENTS"))
+        elif tok.text in ("{", "}", ";"):
+            stack[-1] = 0
+        prev = tok
+    return None
 
 
 def parse(text: str, path: str = "<spec>") -> S.Spec:
-    """Parse a whole spec. Raises SpecError with the first syntax error of every statement."""
+    """Parse a whole spec. Raises SpecError with the first syntax error of every statement.
+    A byte-order mark is dropped and CR or CRLF line ends read as LF (``normalize_source``)."""
+    text = normalize_source(text)
+    limit = _limit_error(text, path)
+    if limit is not None:
+        raise limit
     try:
         statements = _parse_tree(text, "start", path)
         return S.Spec(statements, path)
     except UnexpectedInput as e:
         first = _diagnose(e, text, path)
     except RecursionError:
-        raise _too_deep(path) from None
+        raise _too_deep(path, text) from None
+    except SpecError as e:
+        raise SpecError(e.diagnostics, text) from None
     # Recover: parse each statement on its own, at its own position (the text before it is
     # blanked out, which keeps line and column numbers right), and keep the first error of each.
     diags: list[Diagnostic] = []
@@ -623,6 +707,8 @@ def parse(text: str, path: str = "<spec>") -> S.Spec:
             _parse_tree(chunk, "start", path)
         except UnexpectedInput as e:
             diags.append(_diagnose(e, chunk, path, next_line))
+        except SpecError as e:
+            diags.extend(e.diagnostics)
     if not diags:
         diags = [first]
     unique = list(dict.fromkeys(diags))
@@ -631,9 +717,15 @@ def parse(text: str, path: str = "<spec>") -> S.Spec:
 
 def parse_pipeline(text: str, path: str = "<pipeline>") -> S.Expr:
     """Parse a bare pipeline (``bilstm(d=16) |> stack(2)``) as ``compile_pipeline`` takes it."""
+    text = normalize_source(text)
+    limit = _limit_error(text, path)
+    if limit is not None:
+        raise limit
     try:
         return _parse_tree(text, "pipeline", path)
     except UnexpectedInput as e:
         raise SpecError([_diagnose(e, text, path)], text) from None
     except RecursionError:
-        raise _too_deep(path) from None
+        raise _too_deep(path, text) from None
+    except SpecError as e:
+        raise SpecError(e.diagnostics, text) from None

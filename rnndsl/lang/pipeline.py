@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .. import limits
 from ..errors import Span, did_you_mean
 from . import catalogue as C
 from . import syntax as S
@@ -19,6 +20,14 @@ from .values import INVALID, FieldRef, Guarded, InvalidArgument, bind, valid
 
 # ---------------------------------------------------------------------------------------------
 # Pipelines -> types and IR nodes
+
+
+class ExpansionLimit(Exception):
+    """The models of a spec expand to more stages than ``limits.MAX_EXPANDED_STAGES``."""
+
+    def __init__(self, span: Span):
+        super().__init__(span)
+        self.span = span
 
 
 class _Builder(Structure):
@@ -78,6 +87,9 @@ class _Builder(Structure):
         return cur
 
     def stage(self, st: S.Expr, inp: _Out | None, scope: str, i: int) -> _Out:
+        self.c.stages_built += 1  # open definitions expand per use: a |> a doubles each level
+        if self.c.stages_built > limits.MAX_EXPANDED_STAGES:
+            raise ExpansionLimit(st.span)
         if isinstance(st, S.Pipe):
             return self.run(st, inp, f"{scope}.{i}")
         if isinstance(st, S.Ref):

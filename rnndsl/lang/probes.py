@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .. import limits
 from ..errors import Span, did_you_mean
 from . import catalogue as C
 from . import syntax as S
@@ -19,14 +20,18 @@ from .flow import _arg_span
 
 
 def _first_line(path: str, skip_blank: bool = True) -> str | None:
+    if limits.not_regular(path) is not None:  # a FIFO would block here; the reader says why
+        return None
     try:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as raw:
-            for _ in range(1000):
+            for i in range(1000):
                 line = raw.readline(1 << 20)
                 if not line:
                     return None
                 text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                if i == 0:
+                    text = text.removeprefix("\ufeff")  # the readers drop a BOM too
                 if text.strip() or not skip_blank:
                     return text
     except (OSError, EOFError, ValueError):
@@ -44,7 +49,7 @@ def vector_dim(path: str, fmt: str) -> int | None:
     if first is None:
         return None
     parts = first.split()
-    header = len(parts) == 2 and all(p.isdigit() for p in parts)
+    header = len(parts) == 2 and all(p.isdigit() and len(p) <= 18 for p in parts)
     if fmt in ("word2vec", "word2vec-bin") or (fmt == "auto" and header):
         return int(parts[1]) if header else None
     return len(parts) - 1 if len(parts) > 1 else None
@@ -79,9 +84,11 @@ def data_files_fit(
             if header is None:
                 continue
             delim = "\t" if a["format"] == "tsv" else ","
-            columns = [
-                c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delim))
-            ]
+            try:
+                row = next(csv.reader(io.StringIO(header), delimiter=delim), [])
+            except csv.Error:  # the reader reports the malformed line with its place
+                continue
+            columns = [c.strip() for c in row]
             for key in ("label_column", "text_column"):
                 if a[key] not in columns:
                     ok = False

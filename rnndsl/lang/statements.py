@@ -54,6 +54,7 @@ class Checker:
         self.defs: dict[str, S.Definition] = {}
         self.cyclic: set[str] = set()
         self._open: dict[str, bool] = {}
+        self.stages_built = 0  # pipeline stages checked, each use of a definition counted
         self.train_target: FieldRef | None = None  # what the trained model predicts
 
     # -- the value context --------------------------------------------------------------------

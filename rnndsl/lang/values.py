@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
+from .. import limits
 from ..errors import Span, did_you_mean
 from . import catalogue as C
 from .syntax import Arg, Bool, Call, Expr, ListExpr, Num, Ref, Str, to_source
@@ -283,10 +284,15 @@ def check_value(
             return bad("a string in double quotes", extra)
         if isinstance(t, C.Encoding):
             try:
-                codecs.lookup(expr.value)
+                info = codecs.lookup(expr.value)
             except LookupError:
                 return bad("a text encoding Python knows",
                            'e.g. "utf-8", "latin-1" or "cp1252" (Windows Western European)')
+            if not _ascii_text_codec(info):
+                return bad("a text encoding that reads ASCII as ASCII (the readers split "
+                           "lines at byte \\n)",
+                           f"'{expr.value}' is a {'text' if info._is_text_encoding else 'bytes'}"
+                           ' codec, not a file encoding; e.g. "utf-8", "latin-1" or "cp1252"')
         return expr.value
     if isinstance(t, C.Path):
         if not isinstance(expr, Str):
@@ -361,14 +367,39 @@ def check_func(ctx: ValueContext, t: C.Func, expr: Expr, label: str) -> Any:
     return FuncValue(fd.name, values) if valid(values) else INVALID
 
 
+def _ascii_text_codec(info: codecs.CodecInfo) -> bool:
+    """A codec that decodes bytes to text and reads ASCII as ASCII (UTF-8, latin-1, cp1252):
+    not rot13/hex/base64/zlib (bytes <-> bytes), punycode, UTF-16 or EBCDIC."""
+    sample = b'az09 \t#"-.,'
+    try:
+        return bool(info._is_text_encoding) and info.decode(sample)[0] == sample.decode("ascii")
+    except (UnicodeError, ValueError, TypeError):
+        return False
+
+
 def check_path(ctx: ValueContext, t: C.Path, expr: Str, label: str) -> Any:
     written = expr.value
     base = ctx.base_dir or FsPath.cwd()
     resolved = FsPath(os.path.normpath(os.path.join(base, written)))
+    longest = max((len(part) for part in str(resolved).split(os.sep)), default=0)
+    if len(str(resolved)) > limits.MAX_PATH_CHARS or longest > 255:
+        what = "a part of this path" if longest > 255 else "this path"
+        size, limit = (longest, 255) if longest > 255 else (len(str(resolved)),
+                                                            limits.MAX_PATH_CHARS)
+        ctx.report("BadValue", f"{label}: {what} is {size:,} characters long, over the limit of "
+                   f"{limit:,} of this system", expr.span, "give a shorter path")
+        return INVALID
     if not t.must_exist or not ctx.check_paths:
         return str(resolved)
-    if t.folder and resolved.is_dir() or not t.folder and resolved.is_file():
+    if t.folder and resolved.is_dir():
         return str(resolved)
+    if not t.folder and resolved.exists() and not resolved.is_dir():
+        why = limits.not_regular(resolved)
+        if why is None:
+            return str(resolved)
+        ctx.report("BadValue", f"{label}: {written} is {why}",
+                   expr.span, "give the path of a regular file")
+        return INVALID
     if resolved.exists():
         what = "a folder" if t.folder else "a file"
         other = "a file" if t.folder else "a folder"

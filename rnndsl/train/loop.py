@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..autodiff import backend as Bk
 from ..autodiff.tensor import Tensor
 from ..data.dataset import Batch, TaskData
@@ -45,7 +46,11 @@ HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "perplexity": False, "loss": F
 
 
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C after saving a checkpoint (exit code 130)."""
+    """Training stopped on Ctrl-C (exit code 130) or SIGTERM (143) after saving a checkpoint."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 def selection_metric(settings: TrainConfig, data: TaskData) -> str:
@@ -96,6 +101,9 @@ class TrainState:
 
         if not isinstance(st, dict):
             raise bad("is not a JSON object")
+        absent = [k for k in cls.__dataclass_fields__ if k not in st]
+        if absent:  # a resume from {} would restart at epoch 1 and lose the history
+            raise bad(f"has no field {absent[0]!r}")
         number = (int, float)
         kinds = {"epoch": int, "step": int, "global_step": int, "lr": number,
                  "best": (*number, type(None)), "best_epoch": int, "bad_epochs": int,
@@ -109,6 +117,12 @@ class TrainState:
             if wrong_bool or not isinstance(value, kind) or \
                     (isinstance(value, int) and kind is int and value < -1):
                 raise bad(f"field {key!r} is {json.dumps(value)}")
+        for key in ("epoch", "step", "global_step", "epoch_steps", "epoch_tokens", "bad_epochs"):
+            if not 0 <= st[key] <= limits.MAX_STEP:
+                raise bad(f"field {key!r} is {json.dumps(st[key])}, outside [0, {limits.MAX_STEP}]")
+        if len(st["history"]) > st["epoch"] + 1 or st["step"] > st["global_step"]:
+            raise bad(f"has {len(st['history'])} epoch records at epoch {st['epoch']} (step "
+                      f"{st['step']} of {st['global_step']})")
         for record in st.get("history", []):  # one per finished epoch: numbers by name
             if not (isinstance(record, dict) and type(record.get("epoch")) is int
                     and all(isinstance(record.get(k), number) for k in ("seconds", "train_loss"))
@@ -142,6 +156,7 @@ class Trainer:
         self.state = TrainState(lr=opt.lr)
         self.lm_carry: dict[str, tuple] = {}
         self._stop = False
+        self._signum = int(signal.SIGINT)
         self.xp = net.backend.xp
         self.lr0 = opt.lr
         # (epoch count, dev metrics, writer of their predictions) of the best epoch trained in
@@ -176,24 +191,70 @@ class Trainer:
         with self.timed("checkpoints"):
             self._save(name)
 
+    def _write(self, path: Path, text: str) -> None:
+        """A run-directory file, written atomically; a full disk is a TrainingError that says
+        the checkpoints on disk are intact."""
+        try:
+            checkpoint.atomic_write_text(path, text)
+        except OSError as e:
+            raise self._disk_error(path, e) from None
+
+    def _disk_error(self, path: Path, e: OSError) -> TrainingError:
+        what = "the disk is full" if e.errno == 28 else (e.strerror or str(e))
+        return TrainingError(
+            f"cannot write {path}: {what}; {self.kept()}",
+            hint=f"free some space, then continue with rnndsl run --resume {self.run_dir}")
+
+    def kept(self) -> str:
+        """What is on disk now, for the message of a run that stops on an error."""
+        folder = self.run_dir / "ckpt"
+        parts = []
+        for name in ("last", "best"):
+            meta = checkpoint._read_json_quiet(folder / f"{name}.json")
+            if meta and isinstance(meta.get("state"), dict):
+                st = meta["state"]
+                parts.append(f"'{name}' (after epoch {st.get('epoch')}, step "
+                             f"{st.get('step')})" if name == "last" else
+                             f"'{name}' (epoch {int(st.get('best_epoch', -1)) + 1})")
+        if not parts:
+            return "no checkpoint was written before this (nothing is kept)"
+        return "the checkpoint" + ("s " if len(parts) > 1 else " ") + " and ".join(parts) + \
+            f" in {folder} " + ("are" if len(parts) > 1 else "is") + " intact"
+
     def _save(self, name: str) -> None:
         meta = {"state": self.state.to_json(), "optimizer": {"name": self.opt.name,
                                                             "t": self.opt.t, "lr": self.opt.lr},
                 "global_step": self.state.global_step, "epoch": self.state.epoch,
                 "step": self.state.step}
-        checkpoint.save(self.run_dir / "ckpt", name, self.arrays(), meta)
+        try:
+            checkpoint.save(self.run_dir / "ckpt", name, self.arrays(), meta)
+        except OSError as e:
+            raise self._disk_error(self.run_dir / "ckpt" / f"{name}.json", e) from None
 
     def restore(self, name: str = "last", folder: Path | None = None) -> None:
         arrays, meta = checkpoint.load((folder or self.run_dir) / "ckpt", name)
-        load_weights(self.net, arrays)
         where = str((folder or self.run_dir) / "ckpt" / f"{name}.json")
+        load_weights(self.net, arrays, OPTIMIZER_SLOTS.get(self.opt.name, ()), where)
         opt = meta.get("optimizer")
-        if not (isinstance(opt, dict) and type(opt.get("t")) is int and opt["t"] >= 0
-                and type(opt.get("lr")) in (int, float) and math.isfinite(opt["lr"])):
+        if not (isinstance(opt, dict) and type(opt.get("t")) is int
+                and 0 <= opt["t"] <= limits.MAX_OPTIMIZER_T
+                and type(opt.get("lr")) in (int, float) and math.isfinite(opt["lr"])
+                and opt.get("name", self.opt.name) == self.opt.name):
             raise CheckpointError(f"{where}: the optimizer state is {json.dumps(opt)}",
                                   hint="the file was edited; resume from the other checkpoint "
                                        "(best/last) or retrain")
         state = TrainState.from_json(meta.get("state"), where)
+        moments = {k.split("::")[1] for k in arrays if k.startswith("opt::")}
+        if opt["t"] > 0 and self.opt.name in ("adam", "adagrad") and not moments:
+            raise CheckpointError(f"{where}: the optimizer has taken {opt['t']} steps but the "
+                                  f"checkpoint has none of its moments",
+                                  hint="the weights file was replaced; resume from the other "
+                                       "checkpoint (best/last) or retrain")
+        if opt["t"] > state.global_step + 1 or state.global_step > limits.MAX_STEP:
+            raise CheckpointError(f"{where}: the optimizer's step count {opt['t']} does not fit "
+                                  f"the training state's {state.global_step} steps",
+                                  hint="the file was edited; resume from the other checkpoint "
+                                       "(best/last) or retrain")
         self.opt.load_state_arrays({k[5:]: v for k, v in arrays.items() if k.startswith("opt::")},
                                    opt["t"], self.xp)
         self.opt.lr = float(opt["lr"])
@@ -218,25 +279,35 @@ class Trainer:
         return [on_backend(b, self.xp) for b in batches]
 
     def train(self) -> TrainState:
-        old = signal.getsignal(signal.SIGINT)
+        signums = (signal.SIGINT, signal.SIGTERM)  # SIGTERM (kill, a batch system) like Ctrl-C
+        old = {n: signal.getsignal(n) for n in signums}
 
-        def on_sigint(signum, frame):  # first Ctrl-C: stop after this step; second: now
+        def on_signal(signum, frame):  # the first: stop after this step; a second: now
             if self._stop:
-                signal.signal(signal.SIGINT, old)
+                for n in signums:
+                    signal.signal(n, old[n])
                 raise KeyboardInterrupt
             self._stop = True
-            self.log("\ninterrupted: finishing the current step and saving a checkpoint "
+            self._signum = int(signum)
+            what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+            self.log(f"\n{what}: finishing the current step and saving a checkpoint "
                      "(Ctrl-C again to quit at once)")
 
         try:
-            signal.signal(signal.SIGINT, on_sigint)
+            for n in signums:
+                signal.signal(n, on_signal)
         except ValueError:  # not in the main thread
             pass
         try:
-            return self._train()
+            state = self._train()
+            if self.comm.is_root:
+                checkpoint.remove_temporary(self.run_dir / "ckpt")
+                checkpoint.remove_temporary(self.run_dir)
+            return state
         finally:
             try:
-                signal.signal(signal.SIGINT, old)
+                for n in signums:
+                    signal.signal(n, old[n])
             except ValueError:
                 pass
 
@@ -268,7 +339,7 @@ class Trainer:
                     if task is not None:
                         self.progress.stop()
                     raise Interrupted(f"stopped at epoch {st.epoch + 1}, step {st.step}; "
-                                      f"resume with --resume {self.run_dir}")
+                                      f"resume with --resume {self.run_dir}", self._signum)
                 if self.s.checkpoint_every and st.global_step % self.s.checkpoint_every == 0:
                     self.save("last")
                 if self.s.eval_every and st.global_step % self.s.eval_every == 0 \
@@ -287,7 +358,6 @@ class Trainer:
                       "tokens_per_s": round(st.epoch_tokens / max(secs, 1e-9), 1),
                       **{f"dev_{k}": v for k, v in dev.items() if not isinstance(v, dict)}}
             st.history.append(record)
-            self.write_metrics({f"dev_{k}": v for k, v in dev.items() if isinstance(v, dict)})
             if self.comm.is_root:
                 self.log(format_epoch(record))
             improved = self.track(dev)
@@ -297,6 +367,8 @@ class Trainer:
                 self.save("best")
                 self.best_dev = (st.epoch, dev, keep.get("write"))
             self.save("last")
+            # after the checkpoints: metrics.jsonl never lists an epoch they lack
+            self.write_metrics({f"dev_{k}": v for k, v in dev.items() if isinstance(v, dict)})
             if self.s.early_stop and st.bad_epochs >= self.s.early_stop.patience:
                 self.log(f"early stop: dev {self.metric} did not improve for "
                          f"{st.bad_epochs} epochs (best {st.best:.4g} at epoch "
@@ -331,7 +403,7 @@ class Trainer:
         rows = sorted(st.history + st.step_evals,
                       key=lambda r: (r["epoch"], r.get("step", math.inf)))
         path = self.run_dir / "metrics.jsonl"
-        checkpoint.atomic_write_text(path, breakdown.epoch_lines(path, rows, tables))
+        self._write(path, breakdown.epoch_lines(path, rows, tables))
 
     def train_step(self, batch: Batch, epoch: int, k: int) -> float:
         seed = [self.s.seed, epoch, k] + ([self.comm.rank] if self.comm.size > 1 else [])
@@ -349,8 +421,7 @@ class Trainer:
             value = float(self.comm.allreduce_(Bk.host.array([value]))[0])
         if not math.isfinite(value):
             raise TrainingError(
-                f"the loss became {value} at epoch {epoch + 1}, step {k + 1}; "
-                "the last good checkpoint is kept",
+                f"the loss became {value} at epoch {epoch + 1}, step {k + 1}; {self.kept()}",
                 hint="lower the learning rate, set clip = 5, or check the data")
         with self.timed("backward"):
             if loss is not None:
@@ -365,7 +436,7 @@ class Trainer:
         if not math.isfinite(norm):
             raise TrainingError(
                 f"the gradient norm became {norm} at epoch {epoch + 1}, step {k + 1}; "
-                "the last good checkpoint is kept",
+                f"{self.kept()}",
                 hint="lower the learning rate or set clip = 5")
         self.opt.step()
         if self.times is not None:
@@ -387,6 +458,11 @@ class Trainer:
         st = self.state
         metric = self.metric
         value = dev.get(metric)
+        loss = dev.get("loss")
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+                isinstance(loss, float) and not math.isfinite(loss)):
+            st.bad_epochs += 1  # a dev loss of NaN is never the best epoch
+            return False
         if value is None:
             return True
         higher = HIGHER_IS_BETTER.get(metric, True)
@@ -408,8 +484,19 @@ class Trainer:
                         write if self.comm.is_root else None, self.comm, keep=keep)
 
 
-def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
+# the arrays each optimizer keeps per parameter (opt::NAME::SLOT in a checkpoint)
+OPTIMIZER_SLOTS = {"sgd": ("momentum",), "adam": ("m", "v"), "adagrad": ("sum",)}
+
+
+def load_weights(net: Network, arrays: Mapping[str, Any], slots: tuple[str, ...] | None = None,
+                 where: str = "checkpoint") -> None:
+    """Copy a checkpoint's weights into ``net`` after checking every array against it (names,
+    shapes, float dtypes, finite values; ``slots``: the optimizer's moments, None to skip them)."""
     params = net.named_parameters()
+    shapes = {k: (tuple(p.value.shape), str(p.value.dtype)) for k, p in params.items()}
+    checked = arrays if slots is not None else {
+        k: v for k, v in arrays.items() if not k.startswith(("opt::", "carry::"))}
+    checkpoint.check_arrays(dict(checked), shapes, slots or (), where)
     for k, p in params.items():
         key = f"param::{k}"
         if key not in arrays:
