@@ -102,7 +102,7 @@ def _run(spec_path: str | Path | None, *, out: str | None = None, epochs: int | 
         given, spec_path = spec_path, Path(conf["spec_path"])
         # the training data must be there (resuming trains further); pretrained vectors and the
         # run's own spec file need not: the run keeps the rows it used
-        spec = read_run_spec(run_dir, spec_path, given)
+        spec = read_run_spec(run_dir, spec_path, given, check_paths=False)
         spec = override_training(spec, conf.get("pretrained"), conf.get("chain_thaw"),
                                  resume=True)
         vocabs = {k: Vocab.from_json(v) for k, v in _read_json(run_dir / "vocab.json").items()}

@@ -21,6 +21,7 @@ ROOT = Path(rnndsl.__file__).parent
 
 STAGES = [  # (module prefix, stage); the longest matching prefix wins
     ("rnndsl.errors", 0),
+    ("rnndsl.limits", 0),  # named constants and the regular-file check
     ("rnndsl.lang", 1),
     ("rnndsl.autodiff", 2),
     ("rnndsl.kernels", 2),  # loaded by name from autodiff/nn/train, import autodiff.backend only

@@ -70,7 +70,7 @@ def test_report_command(runs, tmp_path):
     p = subprocess.run([sys.executable, "-m", "rnndsl.cli", "report", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert "config.json is missing" in p.stderr
+    assert "no such run directory" in p.stderr
 
 
 @needs_chromium

@@ -93,7 +93,10 @@ def check_text(
 def _read(path: str | os.PathLike[str]) -> tuple[str | None, Diagnostic | None]:
     why = limits.not_regular(path)
     if why is not None:
-        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {why}")
+        hint = ("a trained run directory: load it with rnndsl.load_run(path)"
+                if Path(path).is_dir() and (Path(path) / "config.json").exists() else None)
+        return None, Diagnostic("UnreadableFile", f"cannot read {os.fspath(path)}: {why}",
+                                hint=hint)
     try:
         with open(path, "rb") as f:
             raw = f.read(limits.MAX_SPEC_BYTES + 1)

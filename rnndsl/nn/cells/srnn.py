@@ -48,4 +48,4 @@ class SRNNCell(CellType):
         return {"nonlinearity": cell.act}
 
     def layer_kernel(self, cell):
-        return 0 if cell.act == "tanh" else 1
+        return {"tanh": 0, "relu": 1}.get(cell.act)
