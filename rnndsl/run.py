@@ -119,9 +119,16 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
             from .autodiff.backend import host_rng  # noqa: PLC0415
             from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
 
-            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
+            from .data.pretrained import load_named  # noqa: PLC0415
+            from .lang.catalogue import PRETRAINED_VECTORS  # noqa: PLC0415
+
             _, fld = field_key(p.get("source") or p.get("field"))
             vocab = data.vocabs["chars" if fld == "chars" else "words"]
+            named = PRETRAINED_VECTORS.get(p["pretrained"])
+            if named is not None:  # a packaged set: only the vocabulary's rows are read
+                words, vecs = load_named(named, vocab.tokens)
+            else:
+                words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
                                           host_rng([settings.seed, 7]), source=p["pretrained"])
             log(str(report))

@@ -1166,7 +1166,9 @@ class _Builder:
         if ld.kind == "embed":
             src: FieldRef = args["source"]
             params.update(source=src.dotted, dataset=src.dataset, field=src.field, level=src.depth)
-            if params["pretrained"] is not None:
+            if params["pretrained"] in C.PRETRAINED_VECTORS:
+                params["format"] = "package"  # a named set: the loader needs no file format
+            elif params["pretrained"] is not None:
                 params["format"] = vector_format(params["pretrained"], params["format"])
         elif ld.kind in ("softmax", "crf"):
             target: FieldRef = args["target"]
@@ -1223,7 +1225,18 @@ class _Builder:
         d, pre = bound["d"], bound["pretrained"]
         if pre is not None and pre is not INVALID and d is not INVALID:
             fmt = bound["format"]
-            dim = vector_dim(pre, vector_format(pre, fmt)) if fmt is not INVALID else None
+            named = C.PRETRAINED_VECTORS.get(pre)
+            if named is not None:
+                dim = named.dim
+            else:
+                dim = vector_dim(pre, vector_format(pre, fmt)) if fmt is not INVALID else None
+            if named is not None and _arg_span(args, "format", None) is not None:
+                self.report(
+                    "UnknownArgument",
+                    f"embed: format applies to a vector file, not to the named set '{pre}'",
+                    _arg_span(args, "format", st.span),
+                    "leave format out",
+                )
             if d is None and dim is None:
                 self.report(
                     "MissingArgument",
@@ -1236,7 +1249,9 @@ class _Builder:
                 self.report(
                     "ShapeMismatch",
                     f"embed: d={d}, but the vectors in {os.path.basename(pre)} have {dim} "
-                    "dimensions",
+                    "dimensions"
+                    if named is None
+                    else f"embed: d={d}, but the vectors {pre} have {dim} dimensions",
                     _arg_span(args, "d", st.span),
                     f"set d={dim} or leave d out to take the size from the file",
                 )
