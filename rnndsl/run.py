@@ -112,6 +112,7 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
     # the dev metric that picks the best epoch when the spec names none for early stopping
     settings.metric = ("perplexity" if data.kind == "lm" else
                        "f1" if data.scheme != "none" else "accuracy")
+    settings.metric = data.official_metric or settings.metric  # TweetEval's own metric
     pretrained = {}
     for n, a in graph.nodes(data=True):
         p = a.get("params", {})
@@ -363,7 +364,8 @@ def plot_curve(run_dir: Path, history: list[dict]) -> None:
     ax.plot(ep, [r["train_loss"] for r in history], "o-", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss")
-    keys = [k for k in ("dev_accuracy", "dev_f1", "dev_perplexity") if k in history[0]]
+    keys = [k for k in ("dev_accuracy", "dev_f1", "dev_macro_f1", "dev_perplexity")
+            if k in history[0]]
     if keys:
         ax2 = ax.twinx()
         for k in keys:

@@ -73,6 +73,14 @@ class TaskData:
                                                                                "classification")
         self.scheme = str(self.args.get("scheme", "none")) if reader == "conll" else "none"
         self.lowercase = bool(self.args.get("lowercase", False))
+        # TweetEval's official metric ("macro_f1", or "f1" of label `positive`), else None
+        self.official_metric: str | None = None
+        self.positive: str | None = None
+        if reader == "tweeteval" and self.args.get("train") is not None:
+            from .tweets import mapping_path, official_metric, read_mapping  # noqa: PLC0415
+
+            self.official_metric, self.positive = official_metric(
+                read_mapping(mapping_path(self.args["train"])))
         self.train: list[readers.Example] = []
         self.dev: list[readers.Example] = []
         self.warnings: list[str] = []
@@ -124,6 +132,11 @@ class TaskData:
                 label_column=str(a.get("label_column", "label")),
                 text_column=str(a.get("text_column", "sentence")), encoding=enc,
                 lowercase=self.lowercase)
+        if self.reader == "tweeteval":
+            from .tweets import read_tweeteval  # noqa: PLC0415
+
+            return read_tweeteval(src, tokenize=str(a.get("tokenize", "tweet")),
+                                  lowercase=self.lowercase, encoding=enc)
         if self.reader == "labelled_files":
             paths = src if isinstance(src, (list, tuple)) else [src]
             return readers.read_labelled_files(list(paths), list(a.get("labels", [])),

@@ -403,6 +403,40 @@ READERS: dict[str, ReaderDef] = {
             example='classification(train="data/sst2/train.txt.gz", format=lines)',
         ),
         ReaderDef(
+            "tweeteval",
+            (
+                Param(
+                    "train",
+                    Path(),
+                    doc="the train text file (`train_text.txt`); its labels are read from "
+                    "`train_labels.txt` beside it, the label names from `mapping.txt`",
+                ),
+                Param(
+                    "dev",
+                    OneOf((Path(), Nothing())),
+                    None,
+                    "the dev text file (`val_text.txt`), labels beside it",
+                ),
+                Param(
+                    "tokenize",
+                    Enum(("tweet", "whitespace")),
+                    "tweet",
+                    "tweet: URLs, @user mentions, hashtags, emoticons and each emoji are tokens, "
+                    'elongations are shortened ("sooo" -> "soo"), as DeepMoji tokenizes; '
+                    "whitespace: split on spaces",
+                ),
+                _LOWER,
+                Param("min_count", Int(POSITIVE_INT), 1, "words seen fewer times become `<unk>`"),
+            ),
+            (WORDS, CHARS, LABELS),
+            "TweetEval's layout (Barbieri et al. 2020): `<split>_text.txt` one tweet a line, "
+            "`<split>_labels.txt` beside it one label id a line, `mapping.txt` the label "
+            "names. The official metric (macro_f1; for a two-class task such as irony, f1 of "
+            "label 1) picks the best epoch.",
+            example='tweeteval(train="data/tweeteval/irony/train_text.txt.gz", '
+            'dev="data/tweeteval/irony/val_text.txt.gz")',
+        ),
+        ReaderDef(
             "labelled_files",
             (
                 Param("train", ListOf(Path(), 1), doc="one training file per label"),
@@ -1083,7 +1117,7 @@ UNI_CELLS = tuple(_CELLS)
 # ---------------------------------------------------------------------------------------------
 # Settings of the train, eval and output blocks
 
-METRICS = ("accuracy", "f1", "perplexity", "loss")
+METRICS = ("accuracy", "f1", "macro_f1", "perplexity", "loss")
 
 
 @dataclass(frozen=True)

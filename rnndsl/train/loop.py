@@ -30,8 +30,10 @@ from ..nn.network import Network
 from . import checkpoint, metrics
 from .distributed import LocalComm, allreduce_grads
 from .optim import Optimizer, clip_grad_norm
+from .tweet_metrics import class_f1
 
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "perplexity": False, "loss": False}
+HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "macro_f1": True, "perplexity": False,
+                    "loss": False}
 
 
 class Interrupted(Exception):
@@ -473,6 +475,7 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         labels = [names[int(k)] for k in preds]
         gold = [ex.label for ex in examples]
         out["accuracy"] = 100.0 * sum(p == g for p, g in zip(labels, gold)) / max(len(gold), 1)
+        out.update(class_f1(labels, gold, getattr(data, "positive", None)))
         if write:
             lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")
@@ -510,7 +513,7 @@ def load_weights(net: Network, arrays: Mapping[str, Any]) -> None:
 
 def format_epoch(r: Mapping[str, Any]) -> str:
     parts = [f"epoch {r['epoch']}", f"train loss {r['train_loss']:.4f}"]
-    for k in ("dev_accuracy", "dev_f1", "dev_perplexity"):
+    for k in ("dev_accuracy", "dev_f1", "dev_macro_f1", "dev_perplexity"):
         if k in r:
             parts.append(f"{k.replace('_', ' ')} {r[k]:.2f}")
     parts.append(f"{r['tokens_per_s']:,.0f} tok/s")
