@@ -51,6 +51,9 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
             raise DataError(f"{file}: no such file")
         with open(p, encoding="utf-8") as f:
             examples = read_raw(f, file)
+    if fmt != "input":  # raw text: the reader's own tokenizer (tweets)
+        examples = [Example(data.raw_tokens(ex.words), source=ex.source, line=ex.line)
+                    for ex in examples]
     if not examples:
         raise DataError(f"{file}: no sentences to predict")
     head = net.head

@@ -4,6 +4,7 @@ tokenizer, TweetEval's metrics (macro-F1, F1 of label 1) and `rnndsl eval RUN te
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import rnndsl
 from rnndsl.data.tweets import labels_path, read_mapping, read_tweeteval, shorten, tokenize_tweet
 from rnndsl.errors import DataError
+from rnndsl.predict import predict
 from rnndsl.run import eval_file, run
 from rnndsl.train.tweet_metrics import class_f1, f1_of
 
@@ -129,6 +131,12 @@ def test_a_run_reports_tweeteval_metrics_and_eval_reads_test_text(tmp_path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == pytest.approx(res)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Sooo happy!!!! @bob 😂😂\n")
+    buf = io.StringIO()
+    (label, p), = predict(str(tmp_path / "run"), str(raw), confidence=True, out=buf)
+    assert label in ("irony", "non_irony") and 0.5 <= p <= 1
+    assert buf.getvalue().endswith("\tsoo happy !! @user 😂 😂\n")  # the tweet tokenizer's
 
 
 def test_early_stop_on_tweeteval_metrics_is_checked(tmp_path):

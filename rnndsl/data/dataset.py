@@ -145,6 +145,15 @@ class TaskData:
             return readers.read_text(src, eos=a.get("eos", "<eos>"), encoding=enc)
         raise DataError(f"unknown reader {self.reader!r}")
 
+    def raw_tokens(self, words: Sequence[str]) -> tuple[str, ...]:
+        """Raw text (split on whitespace) tokenized as this data's reader tokenizes: TweetEval's
+        tweet tokenizer re-splits it (the tokenizer never joins across spaces); else as is."""
+        if self.reader == "tweeteval" and self.args.get("tokenize", "tweet") == "tweet":
+            from .tweets import tokenize_tweet  # noqa: PLC0415
+
+            return tokenize_tweet(" ".join(words), self.lowercase)
+        return tuple(words)
+
     def build_vocabs(self) -> dict[str, Vocab]:
         if not self.train:
             raise DataError(f"data {self.name}: the training set is empty")
