@@ -20,7 +20,8 @@ def test_there_is_a_spec_for_every_lecture_model():
     names = {p.stem for p in SPECS}
     for want in ("pos_tagger", "chunking_bilstm_crf", "sentiment_sst2", "rt_polarity",
                  "language_model_ptb", "char_pos_acceptor", "hierarchical_sst2", "deepmoji_sst2",
-                 "vanishing_srnn", "vanishing_lstm", "vanishing_gru", "sentiment_pretrained"):
+                 "vanishing_srnn", "vanishing_lstm", "vanishing_gru", "sentiment_pretrained",
+                 "sentiment_glove", "deepmoji_emoji", "deepmoji_emotion", "deepmoji_irony"):
         assert want in names
 
 
