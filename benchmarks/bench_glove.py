@@ -7,9 +7,9 @@ train file (lower-cased, with their counts, so the token coverage is of that tex
 with numbered made-up words if they have fewer. The loader
 memory-maps the 400,000 x 50 matrix and copies out the vocabulary's rows only, so the peak
 memory is the word index (an Arrow string array) and the rows, not the 80 MB matrix. Printed:
-wall seconds of `load_named` + `build_matrix`, the peak of Python allocations of a second load
-(tracemalloc, NumPy's included; Arrow's own buffers are not traced) and the growth of the process's peak resident set (which also counts the
-pages of the mapped file that were touched).
+wall seconds of `load_named` + `build_matrix`, the peak of Python allocations of a second
+load (tracemalloc, NumPy's included; Arrow's own buffers are not traced) and the growth of the
+process's peak resident set (which also counts the pages of the mapped file that were touched).
 """
 
 from __future__ import annotations

@@ -119,7 +119,6 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
         if a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
             from .autodiff.backend import host_rng  # noqa: PLC0415
             from .data.embeddings import build_matrix, load_vectors  # noqa: PLC0415
-
             from .data.pretrained import load_named  # noqa: PLC0415
             from .lang.catalogue import PRETRAINED_VECTORS  # noqa: PLC0415
 

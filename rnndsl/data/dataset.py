@@ -73,14 +73,10 @@ class TaskData:
                                                                                "classification")
         self.scheme = str(self.args.get("scheme", "none")) if reader == "conll" else "none"
         self.lowercase = bool(self.args.get("lowercase", False))
-        # TweetEval's official metric ("macro_f1", or "f1" of label `positive`), else None
+        # TweetEval's official metric ("macro_f1", or "f1" of label `positive`), from the
+        # mapping.txt beside the last file read; None for other readers
         self.official_metric: str | None = None
         self.positive: str | None = None
-        if reader == "tweeteval" and self.args.get("train") is not None:
-            from .tweets import mapping_path, official_metric, read_mapping  # noqa: PLC0415
-
-            self.official_metric, self.positive = official_metric(
-                read_mapping(mapping_path(self.args["train"])))
         self.train: list[readers.Example] = []
         self.dev: list[readers.Example] = []
         self.warnings: list[str] = []
@@ -133,10 +129,12 @@ class TaskData:
                 text_column=str(a.get("text_column", "sentence")), encoding=enc,
                 lowercase=self.lowercase)
         if self.reader == "tweeteval":
-            from .tweets import read_tweeteval  # noqa: PLC0415
+            from . import tweets  # noqa: PLC0415
 
-            return read_tweeteval(src, tokenize=str(a.get("tokenize", "tweet")),
-                                  lowercase=self.lowercase, encoding=enc)
+            self.official_metric, self.positive = tweets.official_metric(
+                tweets.read_mapping(tweets.mapping_path(src)))
+            return tweets.read_tweeteval(src, tokenize=str(a.get("tokenize", "tweet")),
+                                         lowercase=self.lowercase, encoding=enc)
         if self.reader == "labelled_files":
             paths = src if isinstance(src, (list, tuple)) else [src]
             return readers.read_labelled_files(list(paths), list(a.get("labels", [])),

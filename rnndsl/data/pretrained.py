@@ -133,4 +133,5 @@ def load_named(vectors_def: Any, vocabulary: Iterable[str], root: PathLike | Non
                          root=root)
 
 
-__all__ = ["load_named", "load_packaged", "open_matrix", "package_root", "read_index", "wanted_rows"]
+__all__ = ["load_named", "load_packaged", "open_matrix", "package_root", "read_index",
+           "wanted_rows"]

@@ -1267,10 +1267,9 @@ class _Builder:
             elif d is not None and dim is not None and d != dim:
                 self.report(
                     "ShapeMismatch",
-                    f"embed: d={d}, but the vectors in {os.path.basename(pre)} have {dim} "
-                    "dimensions"
-                    if named is None
-                    else f"embed: d={d}, but the vectors {pre} have {dim} dimensions",
+                    f"embed: d={d}, but the vectors "
+                    + (f"in {os.path.basename(pre)}" if named is None else pre)
+                    + f" have {dim} dimensions",
                     _arg_span(args, "d", st.span),
                     f"set d={dim} or leave d out to take the size from the file",
                 )

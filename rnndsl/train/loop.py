@@ -475,7 +475,7 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainSettings, nee
         labels = [names[int(k)] for k in preds]
         gold = [ex.label for ex in examples]
         out["accuracy"] = 100.0 * sum(p == g for p, g in zip(labels, gold)) / max(len(gold), 1)
-        out.update(class_f1(labels, gold, getattr(data, "positive", None)))
+        out.update(class_f1(labels, gold, data.positive))
         if write:
             lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")
