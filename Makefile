@@ -30,7 +30,7 @@ cxx:
 deps: $(VENV)/.deps dot cxx chromium
 
 demo: deps
-	$(BIN)/rnndsl run specs/pos_tagger.rnn
+	$(BIN)/rnndsl run specs/pos_tagger.rnn --epochs 6
 
 test: deps
 	$(BIN)/python -m pytest -q -n 2 tests

@@ -49,6 +49,9 @@ def predict(run_dir: str, file: str = "-", fmt: str = "text", confidence: bool =
     else:  # a regular file (not a FIFO or a device), lines bounded, errors at file:line
         examples = [Example(tuple(text.split()), source=file, line=n)
                     for n, text in iter_lines(file) if text.split()]
+    if fmt != "input":  # raw text: the reader's own tokenizer (tweets)
+        examples = [Example(data.raw_tokens(ex.words), source=ex.source, line=ex.line)
+                    for ex in examples]
     if not examples:
         raise DataError(f"{file}: no sentences to predict")
     head = net.head

@@ -93,10 +93,16 @@ def prepare(spec: Any, *, backend: str | None = None, seed: int | None = None,
         elif a["kind"] == "embed" and p.get("pretrained") and vocabs is None:
             from .autodiff.backend import host_rng
             from .data.embeddings import build_matrix, load_vectors
+            from .data.pretrained import load_named
+            from .lang.catalogue import PRETRAINED_VECTORS
 
-            words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             _, fld = field_key(p.get("source") or p.get("field"))
             vocab = data.vocabs["chars" if fld == "chars" else "words"]
+            named = PRETRAINED_VECTORS.get(p["pretrained"])
+            if named is not None:  # a packaged set: only the vocabulary's rows are read
+                words, vecs = load_named(named, vocab.tokens)
+            else:
+                words, vecs = load_vectors(p["pretrained"], format=str(p.get("format") or "auto"))
             matrix, report = build_matrix(vocab, words, vecs, int(p["d"]),
                                           host_rng([cfg.seed, 7]), source=p["pretrained"])
             log(str(report))

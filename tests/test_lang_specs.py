@@ -116,7 +116,7 @@ def test_pos_tagger():
     assert embed["source"] == "ewt.words" and embed["d"] == 100 and embed["pretrained"] is None
     assert embed["word_dropout_alpha"] == 0.25
     t = checked.train
-    assert (t.model, t.data, t.epochs, t.batch, t.clip, t.seed) == ("tagger", "ewt", 6, 32, 5.0, 1)
+    assert (t.model, t.data, t.epochs, t.batch, t.clip, t.seed) == ("tagger", "ewt", 14, 32, 5.0, 1)
     assert t.optimizer == FuncValue("adam", {"lr": 2e-3, "beta1": 0.9, "beta2": 0.9, "eps": 1e-8})
     assert t.schedule == FuncValue("plateau", {"factor": 0.5, "patience": 0})
     assert checked.output.predictions is True and checked.output.dir is None

@@ -75,6 +75,10 @@ class TaskData:
                                                                                "classification")
         self.scheme = str(self.args.get("scheme", "none")) if reader == "conll" else "none"
         self.lowercase = bool(self.args.get("lowercase", False))
+        # TweetEval's official metric ("macro_f1", or "f1" of label `positive`), from the
+        # mapping.txt beside the last file read; None for other readers
+        self.official_metric: str | None = None
+        self.positive: str | None = None
         self.train: list[readers.Example] = []
         self.dev: list[readers.Example] = []
         self.test: list[readers.Example] = []  # scored once at the end, never for selection
@@ -132,6 +136,13 @@ class TaskData:
                 label_column=str(a.get("label_column", "label")),
                 text_column=str(a.get("text_column", "sentence")), encoding=enc,
                 lowercase=self.lowercase)
+        if self.reader == "tweeteval":
+            from . import tweets  # noqa: PLC0415
+
+            self.official_metric, self.positive = tweets.official_metric(
+                tweets.read_mapping(tweets.mapping_path(src)))
+            return tweets.read_tweeteval(src, tokenize=str(a.get("tokenize", "tweet")),
+                                         lowercase=self.lowercase, encoding=enc)
         if self.reader == "labelled_files":
             paths = src if isinstance(src, (list, tuple)) else [src]
             return readers.read_labelled_files(list(paths), list(a.get("labels", [])),
@@ -140,6 +151,15 @@ class TaskData:
             return readers.read_text(src, eos=a.get("eos", "<eos>"), encoding=enc,
                                      tokens=str(a.get("tokens", "words")))
         raise DataError(f"unknown reader {self.reader!r}")
+
+    def raw_tokens(self, words: Sequence[str]) -> tuple[str, ...]:
+        """Raw text (split on whitespace) tokenized as this data's reader tokenizes: TweetEval's
+        tweet tokenizer re-splits it (the tokenizer never joins across spaces); else as is."""
+        if self.reader == "tweeteval" and self.args.get("tokenize", "tweet") == "tweet":
+            from .tweets import tokenize_tweet  # noqa: PLC0415
+
+            return tokenize_tweet(" ".join(words), self.lowercase)
+        return tuple(words)
 
     def build_vocabs(self) -> dict[str, Vocab]:
         if not self.train:

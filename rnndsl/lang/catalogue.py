@@ -56,10 +56,13 @@ from .params import (  # the value types, declared in params.py (see also cells.
     Text,
     ValueType,
 )
+from .params import PRETRAINED_VECTORS as PRETRAINED_VECTORS
 from .params import SIZE as SIZE
 from .params import FieldArg as FieldArg
 from .params import LayerArg as LayerArg
 from .params import PipelineArg as PipelineArg
+from .params import PretrainedVectors as PretrainedVectors
+from .params import Vectors as Vectors
 
 # ---------------------------------------------------------------------------------------------
 # Data fields and readers
@@ -182,6 +185,40 @@ READERS: dict[str, ReaderDef] = {
             example='classification(train="data/sst2/train.txt.gz", format=lines)',
         ),
         ReaderDef(
+            "tweeteval",
+            (
+                Param(
+                    "train",
+                    Path(),
+                    doc="the train text file (`train_text.txt`); its labels are read from "
+                    "`train_labels.txt` beside it, the label names from `mapping.txt`",
+                ),
+                Param(
+                    "dev",
+                    OneOf((Path(), Nothing())),
+                    None,
+                    "the dev text file (`val_text.txt`), labels beside it",
+                ),
+                Param(
+                    "tokenize",
+                    Enum(("tweet", "whitespace")),
+                    "tweet",
+                    "tweet: URLs, @user mentions, hashtags, emoticons and each emoji are tokens, "
+                    'elongations are shortened ("sooo" -> "soo"), as DeepMoji tokenizes; '
+                    "whitespace: split on spaces",
+                ),
+                _LOWER,
+                Param("min_count", Int(POSITIVE_INT), 1, "words seen fewer times become `<unk>`"),
+            ),
+            (WORDS, CHARS, LABELS),
+            "TweetEval's layout (Barbieri et al. 2020): `<split>_text.txt` one tweet a line, "
+            "`<split>_labels.txt` beside it one label id a line, `mapping.txt` the label "
+            "names. The official metric (macro_f1; for a two-class task such as irony, f1 of "
+            "label 1) picks the best epoch.",
+            example='tweeteval(train="data/tweeteval/irony/train_text.txt.gz", '
+            'dev="data/tweeteval/irony/val_text.txt.gz")',
+        ),
+        ReaderDef(
             "labelled_files",
             (
                 Param("train", ListOf(Path(), 1), doc="one training file per label"),
@@ -237,7 +274,7 @@ READERS: dict[str, ReaderDef] = {
 # ---------------------------------------------------------------------------------------------
 # Settings of the train, eval and output blocks
 
-METRICS = ("accuracy", "f1", "perplexity", "loss")
+METRICS = ("accuracy", "f1", "macro_f1", "perplexity", "loss")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from .cells import CELLS, all_params, either, not_applicable
 from .params import (  # the value types, declared in params.py (see also cells.py)
     DEPTH,
     NON_NEGATIVE,
+    PRETRAINED_VECTORS,
     PROBABILITY,
     REQUIRED,  # noqa: F401 - read as C.REQUIRED by the checker
     SIZE,
@@ -30,8 +31,8 @@ from .params import (  # the value types, declared in params.py (see also cells.
     Nothing,
     OneOf,
     Param,
-    Path,
     PipelineArg,
+    Vectors,
 )
 
 
@@ -334,7 +335,14 @@ LAYERS: dict[str, LayerDef] = {
                     None,
                     "vector size; required unless the pretrained vectors give it",
                 ),
-                Param("pretrained", OneOf((Path(), Nothing())), None, "a file of word vectors"),
+                Param(
+                    "pretrained",
+                    OneOf((Vectors(), Nothing())),
+                    None,
+                    "word vectors: a packaged set by name ("
+                    + ", ".join(f'"{n}"' for n in PRETRAINED_VECTORS)
+                    + ") or a file",
+                ),
                 Param(
                     "format",
                     Enum(("auto", "word2vec", "word2vec-bin", "glove")),

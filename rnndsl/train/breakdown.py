@@ -37,6 +37,10 @@ def _labels_in_order(known: Sequence[str], *seen: Sequence[str]) -> list[str]:
     return [x for x in known if x in present] + extra
 
 
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def class_report(gold: Sequence[str], pred: Sequence[str],
                  known: Sequence[str] = ()) -> dict[str, Any]:
     """accuracy, macro_f1, micro_f1, per_class and confusion of paired labels (percent)."""
@@ -60,7 +64,9 @@ def class_report(gold: Sequence[str], pred: Sequence[str],
     _, _, micro = _prf(hits, len(gold), len(gold))
     return {
         "accuracy": 100.0 * hits / len(gold),
-        "macro_f1": sum(c["f1"] for c in per_class.values()) / len(per_class),
+        # over the classes in the gold labels or the predictions, as scikit-learn's macro
+        "macro_f1": _mean([c["f1"] for i, c in enumerate(per_class.values())
+                           if c["support"] or sum(row[i] for row in matrix)]),
         "micro_f1": micro,
         "per_class": per_class,
         "confusion": {"labels": labels, "matrix": matrix},

@@ -19,6 +19,7 @@ from ..nn.module import RunContext, VecValue
 from ..nn.network import Network
 from . import breakdown, checkpoint, metrics
 from .distributed import LocalComm
+from .tweet_metrics import f1_of
 
 
 def head_loss(net: Network, values: dict, batch: Batch, reduction: str) -> Tensor:
@@ -151,6 +152,8 @@ def evaluate(net: Network, data: TaskData, examples: list, s: TrainConfig, needs
         gold = [ex.label for ex in examples]
         out["accuracy"] = 100.0 * sum(p == g for p, g in zip(labels, gold)) / max(len(gold), 1)
         out.update(breakdown.class_report(gold, labels, names))
+        if data.positive is not None:  # TweetEval's two-class metric: the F1 of label 1
+            out["f1"] = f1_of(data.positive, labels, gold)
         lines = [f"{lab}\t{' '.join(ex.words)}" for lab, ex in zip(labels, examples)]
         if write:
             checkpoint.atomic_write_text(write, "\n".join(lines) + "\n")

@@ -42,7 +42,8 @@ from .evaluate import (  # noqa: F401 - re-exported
 )
 from .optim import Optimizer, clip_grad_norm
 
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "perplexity": False, "loss": False}
+HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "macro_f1": True, "perplexity": False,
+                    "loss": False}
 
 
 class Interrupted(Exception):
@@ -55,9 +56,12 @@ class Interrupted(Exception):
 
 def selection_metric(settings: TrainConfig, data: TaskData) -> str:
     """The dev metric that picks the best epoch: early stopping's, else the task's own
-    (perplexity for a language model, span F1 for tags with a span scheme, else accuracy)."""
+    (perplexity for a language model, span F1 for tags with a span scheme, a benchmark's
+    official metric such as TweetEval's, else accuracy)."""
     if settings.early_stop is not None:
         return settings.early_stop.metric
+    if data.official_metric:
+        return data.official_metric
     return "perplexity" if data.kind == "lm" else "f1" if data.scheme != "none" else "accuracy"
 
 
@@ -517,7 +521,7 @@ def format_step(r: Mapping[str, Any]) -> str:
 
 def format_epoch(r: Mapping[str, Any]) -> str:
     parts = [f"epoch {r['epoch']}", f"train loss {r['train_loss']:.4f}"]
-    for k in ("dev_accuracy", "dev_f1", "dev_perplexity", "dev_bpc"):
+    for k in ("dev_accuracy", "dev_f1", "dev_macro_f1", "dev_perplexity", "dev_bpc"):
         if k in r:
             parts.append(f"{k.replace('_', ' ')} {r[k]:.2f}")
     parts.append(f"{r['tokens_per_s']:,.0f} tok/s")
