@@ -29,7 +29,7 @@ from ..lang import TrainConfig
 from ..nn.batch import on_backend
 from ..nn.module import RunContext
 from ..nn.network import Network
-from . import breakdown, checkpoint
+from . import breakdown, checkpoint, schedules
 from .distributed import LocalComm, allreduce_grads
 from .evaluate import (  # noqa: F401 - re-exported
     EVAL_BATCH,
@@ -63,12 +63,6 @@ def selection_metric(settings: TrainConfig, data: TaskData) -> str:
     if data.official_metric:
         return data.official_metric
     return "perplexity" if data.kind == "lm" else "f1" if data.scheme != "none" else "accuracy"
-
-
-def schedule_of(settings: TrainConfig) -> tuple[str, Mapping[str, Any]]:
-    """The learning-rate schedule's name and arguments ("none" without one)."""
-    sched = settings.schedule
-    return (sched.name, sched.args) if sched is not None else ("none", {})
 
 
 @dataclass
@@ -451,11 +445,7 @@ class Trainer:
         return value
 
     def lr_for_epoch(self, epoch: int) -> float:
-        kind, a = schedule_of(self.s)
-        if kind == "step":
-            start, factor = int(a.get("start", 4)), float(a.get("factor", 0.5))
-            return self.lr0 * factor ** max(0, epoch + 1 - start)
-        return self.opt.lr  # none, or plateau (changed in track)
+        return schedules.lr_for_epoch(self.s, self.lr0, self.opt.lr, epoch)
 
     def track(self, dev: Mapping[str, Any]) -> bool:
         """Update best score / patience / plateau schedule; True when this epoch is the best."""
@@ -474,11 +464,9 @@ class Trainer:
             st.best, st.best_epoch, st.bad_epochs = float(value), st.epoch, 0
             return True
         st.bad_epochs += 1
-        kind, a = schedule_of(self.s)
-        # every `patience` epochs without improvement (0 and 1: at each such epoch)
-        if kind == "plateau" and st.bad_epochs % max(1, int(a.get("patience", 1))) == 0:
-            self.opt.lr *= float(a.get("factor", 0.5))
-            self.lr0 = self.opt.lr
+        decayed = schedules.plateau_lr(self.s, self.opt.lr, st.bad_epochs)
+        if decayed is not None:
+            self.opt.lr = self.lr0 = decayed
         return False
 
     # --- evaluation -----------------------------------------------------------------------------
