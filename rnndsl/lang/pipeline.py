@@ -223,13 +223,8 @@ class _Builder(Structure):
             out = self.instances[name]
         else:
             if inp is None:
-                self.report(
-                    "NoInput",
-                    f"'{name}' needs an input, but nothing comes before it",
-                    ref.span,
-                    f"start from data: embed(dataset.words, d=100) |> {name}",
-                )
-                return _UNKNOWN
+                return self._no_input(f"'{name}'", ref.span,
+                                      f"start from data: embed(dataset.words, d=100) |> {name}")
             out = self.run(d.value, inp, f"{scope}.{i}.{name}")
         return replace(out, rnn=None, label=f"'{name}'")
 
@@ -250,13 +245,8 @@ class _Builder(Structure):
         if ld.kind == "embed":
             return self._embed(ld, st, args, bound, inp, scope, i)
         if inp is None:
-            self.report(
-                "NoInput",
-                f"{ld.name} needs an input, but nothing comes before it",
-                st.span,
-                "start the pipeline from data, e.g. embed(ewt.words, d=100) |> ...",
-            )
-            return _UNKNOWN
+            hint = "start the pipeline from data, e.g. embed(ewt.words, d=100) |> ..."
+            return self._no_input(ld.name, st.span, hint)
         if ld.name == "mlp" and isinstance(bound["d"], list):
             given = [a for a in args if a.name is not None and a.name.name == "layers"]
             if given and bound["layers"] != len(bound["d"]):

@@ -17,6 +17,11 @@ from .values import INVALID, Guarded, bind, valid
 class Structure:
     """stack(k), bi(...), skip(...), concat(...), spans(...) for ``_Builder``."""
 
+    def _no_input(self, what: str, span: Span, hint: str | None = None) -> _Out:
+        """A stage with nothing before it: the NoInput diagnostic and an unknown value."""
+        self.report("NoInput", f"{what} needs an input, but nothing comes before it", span, hint)
+        return _UNKNOWN
+
     def _stack(
         self,
         ld: C.LayerDef,
@@ -139,8 +144,7 @@ class Structure:
         cell_args = cell.args if isinstance(cell, S.Call) else ()
         inner_bound = bind(self, name, inner.params, cell_args, cell.span, inner.example)
         if inp is None:
-            self.report("NoInput", "bi needs an input, but nothing comes before it", st.span)
-            return _UNKNOWN
+            return self._no_input("bi", st.span)
         fixed = {"bidirectional": True}
         return self._emit(inner, "bi", f"{scope}.{i}.bi", inner_bound, fixed, inp, st)
 
@@ -155,8 +159,7 @@ class Structure:
     ) -> _Out:
         bound = bind(self, "skip", ld.params, args, st.span, ld.example)
         if inp is None:
-            self.report("NoInput", "skip needs an input, but nothing comes before it", st.span)
-            return _UNKNOWN
+            return self._no_input("skip", st.span)
         pipe = bound["pipeline"]
         if pipe is INVALID:
             return replace(_UNKNOWN, label="skip")
@@ -257,8 +260,7 @@ class Structure:
     ) -> _Out:
         bound = bind(self, "spans", ld.params, args, st.span, ld.example)
         if inp is None:
-            self.report("NoInput", "spans needs an input, but nothing comes before it", st.span)
-            return _UNKNOWN
+            return self._no_input("spans", st.span)
         encoder = bound["encoder"]
         if encoder is INVALID:
             return replace(_UNKNOWN, label="spans")
